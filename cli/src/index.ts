@@ -1,1 +1,1 @@
-export {};
+export { runDemoCommand, type DemoSummary } from './demo-command.js';

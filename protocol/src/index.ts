@@ -1,1 +1,6 @@
-export const PROTOCOL_VERSION = 1;
+export * from './errors.js';
+export * from './codec.js';
+export * from './messages.js';
+export * from './events.js';
+export * from './task.js';
+export * from './session.js';

@@ -1,0 +1,114 @@
+import { io, type Socket } from 'socket.io-client';
+import {
+  ClientSession,
+  ErrorCode,
+  TesseraError,
+  type ClientToServerEvents,
+  type ClientTransport,
+  type ServerToClientEvents,
+  type SessionEvent,
+  type TaskDone,
+  type UpdatePipeline,
+} from '@tessera/protocol';
+import type { Trainer } from '@tessera/protocol';
+
+export interface TesseraClientOptions {
+  /** Server URL, e.g. http://127.0.0.1:8080 */
+  server: string;
+  /** Session JWT (role client); its subject is the client id. */
+  token: string;
+  trainer: Trainer;
+  backendReason?: string;
+  taskId?: string;
+  pipeline?: UpdatePipeline;
+  onEvent?: (e: SessionEvent) => void;
+  /** Connection attempts before giving up (exponential backoff, capped at 5 s). */
+  reconnectionAttempts?: number;
+  /** Timeout for acks from the server. */
+  ackTimeoutMs?: number;
+}
+
+/** The `sub` claim of a JWT, read without verifying (the server verifies; we only need our id). */
+export function subjectOf(token: string): string {
+  const part = token.split('.')[1];
+  if (!part) throw new TesseraError(ErrorCode.UNAUTHORIZED, 'token is not a JWT');
+  try {
+    const payload = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown };
+    if (typeof payload.sub !== 'string') throw new Error('no sub');
+    return payload.sub;
+  } catch {
+    throw new TesseraError(ErrorCode.UNAUTHORIZED, 'token has no readable subject');
+  }
+}
+
+/**
+ * Node client SDK: connects over socket.io, runs the platform-free ClientSession until the task
+ * is done. Reconnects with backoff (a restarted server is rejoined); auth and protocol errors are
+ * fatal and reported with their code.
+ * @example
+ * const done = await new TesseraClient({ server, token, trainer }).run();
+ */
+export class TesseraClient {
+  readonly clientId: string;
+  private socket: Socket<ServerToClientEvents, ClientToServerEvents> | undefined;
+  session: ClientSession | undefined;
+
+  constructor(private readonly opts: TesseraClientOptions) {
+    this.clientId = subjectOf(opts.token);
+  }
+
+  /** Runs until the task is done; rejects with a TesseraError on fatal errors or when the server stays unreachable. */
+  async run(): Promise<TaskDone> {
+    const o = this.opts;
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(o.server, {
+      auth: { token: o.token },
+      transports: ['websocket'],
+      reconnection: true,
+      reconnectionAttempts: o.reconnectionAttempts ?? 12,
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5000,
+      timeout: 10_000,
+    });
+    this.socket = socket;
+    const ackTimeout = o.ackTimeoutMs ?? 60_000;
+    const transport: ClientTransport = {
+      emitWithAck: (event, payload) => (socket.timeout(ackTimeout).emitWithAck as (e: string, p: unknown) => Promise<never>)(event, payload),
+      on: (event, handler) => {
+        socket.on(event, handler as never);
+      },
+      onConnect: (h) => {
+        socket.on('connect', h);
+      },
+    };
+    const session = new ClientSession({
+      clientId: this.clientId,
+      platform: 'node',
+      trainer: o.trainer,
+      transport,
+      ...(o.pipeline ? { pipeline: o.pipeline } : {}),
+      ...(o.taskId ? { taskId: o.taskId } : {}),
+      ...(o.backendReason ? { backendReason: o.backendReason } : {}),
+      ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+    });
+    this.session = session;
+    const failure = new Promise<never>((_, reject) => {
+      socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+        // Middleware rejections (bad token) are final; transport errors are retried by the manager.
+        if (err.data?.code) reject(new TesseraError(err.data.code as ErrorCode, err.data.message ?? err.message));
+      });
+      socket.io.on('reconnect_failed', () => reject(new TesseraError(ErrorCode.INTERNAL, `server ${o.server} unreachable (gave up after ${o.reconnectionAttempts ?? 12} attempts)`)));
+    });
+    failure.catch(() => undefined);
+    session.start();
+    try {
+      return await Promise.race([session.done, failure]);
+    } finally {
+      socket.disconnect();
+    }
+  }
+
+  /** Closes the connection (a dropout from the server's point of view). */
+  close(): void {
+    this.socket?.disconnect();
+  }
+}

@@ -1,0 +1,384 @@
+import { randomInt } from 'node:crypto';
+import {
+  decodeTensors,
+  encodeTensors,
+  ErrorCode,
+  Events,
+  flatten,
+  maxPayloadBytesFor,
+  parameterCount,
+  TesseraError,
+  unflatten,
+  type EncodedTensors,
+  type EvaluateResult,
+  type Submission,
+  type TaskSpec,
+  type TensorSpec,
+} from '@tessera/protocol';
+import type { Store } from './db.js';
+import type { ClientHub, ConnectedClient } from './hub.js';
+import type { Logger } from './log.js';
+import type { CandidateClient, EvaluateRes, Failure, FitResult, Strategy } from './strategies/index.js';
+
+export type RoundState = 'waiting' | 'training' | 'aggregating' | 'evaluating' | 'done' | 'failed';
+
+/** Uniform sample of k items without replacement, from node:crypto (partial Fisher–Yates). */
+export function pickUniform<T>(k: number, from: readonly T[]): T[] {
+  const a = [...from];
+  const n = Math.min(k, a.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + randomInt(a.length - i);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, n);
+}
+
+/** A snapshot of the runner for REST and tests. */
+export interface RunnerStatus {
+  taskId: string;
+  state: RoundState;
+  roundId: number;
+  modelVersion: number;
+  completedRounds: number;
+  totalRounds: number;
+  cohort: string[];
+  submitted: string[];
+  deadline: number | null;
+}
+
+export interface RunnerEvents {
+  onRoundEnd?: (e: { roundId: number; status: 'completed' | 'failed'; modelVersion: number; metrics: Record<string, number>; reason?: string }) => void;
+  onEvaluated?: (e: { roundId: number; modelVersion: number; metrics: Record<string, number> }) => void;
+  onDone?: (e: { status: 'done' | 'failed' | 'aborted'; modelVersion: number; reason?: string }) => void;
+}
+
+/**
+ * Orchestrates one task's rounds as an explicit state machine:
+ * waiting → training → aggregating → evaluating → (waiting | done | failed).
+ * Submissions are validated here; the global model changes only through a completed
+ * aggregation that is persisted in the same transaction as its round.
+ */
+export class TaskRunner {
+  state: RoundState = 'waiting';
+  private roundId = 0;
+  private modelVersion: number;
+  private completedRounds: number;
+  private global: Float32Array;
+  private encodedGlobal: EncodedTensors | undefined;
+  private cohort = new Set<string>();
+  private accepted = new Map<string, FitResult>();
+  private failures = new Map<string, Failure>();
+  private evalCohort = new Set<string>();
+  private evalResults = new Map<string, EvaluateRes>();
+  private deadline: number | null = null;
+  private wakeUp: (() => void) | undefined;
+  private stopped = false;
+  readonly maxPayloadBytes: number;
+  readonly paramCount: number;
+  /** Bytes of model weights sent to clients and of updates received, since this process started. */
+  readonly traffic = { bytesDown: 0, bytesUp: 0 };
+
+  constructor(
+    readonly taskId: string,
+    readonly spec: TaskSpec,
+    readonly topology: string,
+    readonly manifest: TensorSpec[],
+    initial: { version: number; weights: Float32Array; completedRounds: number },
+    private readonly strategy: Strategy,
+    private readonly store: Store,
+    private readonly hub: ClientHub,
+    private readonly log: Logger,
+    private readonly events: RunnerEvents = {},
+  ) {
+    this.modelVersion = initial.version;
+    this.global = initial.weights;
+    this.completedRounds = initial.completedRounds;
+    this.paramCount = parameterCount(manifest);
+    this.maxPayloadBytes = maxPayloadBytesFor(manifest);
+  }
+
+  status(): RunnerStatus {
+    return {
+      taskId: this.taskId,
+      state: this.state,
+      roundId: this.roundId,
+      modelVersion: this.modelVersion,
+      completedRounds: this.completedRounds,
+      totalRounds: this.spec.rounds,
+      cohort: [...this.cohort],
+      submitted: [...this.accepted.keys()],
+      deadline: this.deadline,
+    };
+  }
+
+  /** The current global weights, encoded once per version. */
+  globalWeights(): EncodedTensors {
+    this.encodedGlobal ??= encodeTensors(unflatten(this.global, this.manifest));
+    return this.encodedGlobal;
+  }
+
+  currentModelVersion(): number {
+    return this.modelVersion;
+  }
+
+  /** Sends the task assignment to a client that just joined. */
+  assign(c: ConnectedClient): void {
+    this.traffic.bytesDown += this.globalWeights().data.byteLength;
+    c.socket.emit(Events.TASK, {
+      taskId: this.taskId,
+      name: this.spec.name,
+      topology: this.topology,
+      modelVersion: this.modelVersion,
+      weights: this.globalWeights(),
+      train: this.spec.train,
+      maxPayloadBytes: this.maxPayloadBytes,
+      totalRounds: this.spec.rounds,
+    });
+    this.wake();
+  }
+
+  /** A client's socket went away: a cohort member that had not submitted becomes a failure. */
+  clientLeft(clientId: string): void {
+    if (this.state === 'training' && this.cohort.has(clientId) && !this.accepted.has(clientId)) {
+      this.failures.set(clientId, { clientId, reason: 'disconnected' });
+      this.log.info(`round ${this.roundId}: ${clientId} disconnected before submitting`);
+    }
+    if (this.state === 'evaluating') this.evalCohort.delete(clientId);
+    this.wake();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  /** Waits until `done()` holds or the deadline passes; returns whether it holds. */
+  private async waitUntil(done: () => boolean, deadline: number): Promise<boolean> {
+    for (;;) {
+      if (this.stopped) return false;
+      if (done()) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 2_147_000_000));
+        this.wakeUp = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  private candidates(filter: (c: ConnectedClient) => boolean): CandidateClient[] {
+    return this.hub
+      .forTask(this.taskId)
+      .filter(filter)
+      .map((c) => ({ clientId: c.clientId, numTrainExamples: c.numTrainExamples }));
+  }
+
+  /** Runs rounds until the task has its configured number of completed rounds. */
+  async run(): Promise<void> {
+    let consecutiveFailures = 0;
+    this.log.info(`task ${this.taskId} running`, { completedRounds: this.completedRounds, rounds: this.spec.rounds, modelVersion: this.modelVersion });
+    while (!this.stopped && this.completedRounds < this.spec.rounds) {
+      this.state = 'waiting';
+      const eligible = () => this.candidates((c) => c.numTrainExamples > 0).length;
+      const target = Math.max(this.spec.waitForClients ?? this.spec.minClients, this.spec.minClients);
+      // Wait for the target head-count, but settle for minClients once the wait is over.
+      await this.waitUntil(() => eligible() >= target, Date.now() + this.spec.waitForClientsSeconds * 1000);
+      const enough = eligible() >= this.spec.minClients || (await this.waitUntil(() => eligible() >= this.spec.minClients, Date.now() + this.spec.waitForClientsSeconds * 1000));
+      if (this.stopped) return;
+      if (!enough) {
+        this.log.info(`waiting for clients: ${this.candidates((c) => c.numTrainExamples > 0).length}/${this.spec.minClients} connected`);
+        continue;
+      }
+      const ok = await this.trainingRound();
+      if (this.stopped) return;
+      if (ok) {
+        consecutiveFailures = 0;
+        const due = this.spec.evaluateEvery > 0 && (this.completedRounds % this.spec.evaluateEvery === 0 || this.completedRounds === this.spec.rounds);
+        if (due) await this.evaluationRound();
+      } else if (++consecutiveFailures >= this.spec.maxConsecutiveFailures) {
+        this.finish('failed', `${consecutiveFailures} rounds failed in a row`);
+        return;
+      }
+    }
+    if (!this.stopped) this.finish('done');
+  }
+
+  private finish(status: 'done' | 'failed', reason?: string): void {
+    this.state = status;
+    this.store.setTaskStatus(this.taskId, status, reason ?? null);
+    this.log.info(`task ${this.taskId} ${status}`, { modelVersion: this.modelVersion, completedRounds: this.completedRounds, ...(reason ? { reason } : {}) });
+    for (const c of this.hub.forTask(this.taskId)) {
+      c.socket.emit(Events.TASK_DONE, { taskId: this.taskId, status, modelVersion: this.modelVersion, ...(reason ? { reason } : {}) });
+    }
+    this.events.onDone?.({ status, modelVersion: this.modelVersion, ...(reason ? { reason } : {}) });
+  }
+
+  private async trainingRound(): Promise<boolean> {
+    const spec = this.spec;
+    const roundId = this.store.lastRoundId(this.taskId) + 1;
+    const candidates = this.candidates((c) => c.numTrainExamples > 0);
+    const size = Math.min(candidates.length, Math.ceil(spec.clientsPerRound * spec.overSelection));
+    const chosen = this.strategy.configureRound(roundId, candidates, size, pickUniform);
+    this.roundId = roundId;
+    this.cohort = new Set(chosen.map((c) => c.clientId));
+    this.accepted = new Map();
+    this.failures = new Map();
+    this.deadline = Date.now() + spec.roundDeadlineSeconds * 1000;
+    this.store.startRound(this.taskId, roundId, this.modelVersion, [...this.cohort]);
+    this.state = 'training';
+    this.log.info(`round ${roundId} started`, { cohort: [...this.cohort], modelVersion: this.modelVersion, deadlineSeconds: spec.roundDeadlineSeconds });
+    const weights = this.globalWeights();
+    const trafficAtStart = { ...this.traffic };
+    for (const id of this.cohort) {
+      const c = this.hub.get(id);
+      if (c) this.traffic.bytesDown += weights.data.byteLength;
+      c?.socket.emit(Events.ROUND_START, {
+        taskId: this.taskId,
+        roundId,
+        modelVersion: this.modelVersion,
+        deadline: this.deadline,
+        train: spec.train,
+        weights,
+      });
+    }
+    const pending = () => [...this.cohort].filter((id) => !this.accepted.has(id) && !this.failures.has(id)).length;
+    await this.waitUntil(() => this.accepted.size >= spec.clientsPerRound || pending() === 0, this.deadline);
+    if (this.stopped) return false;
+    this.state = 'aggregating';
+    this.store.setRoundStatus(this.taskId, roundId, 'aggregating');
+    for (const id of this.cohort) {
+      if (!this.accepted.has(id) && !this.failures.has(id)) this.failures.set(id, { clientId: id, reason: 'deadline passed' });
+    }
+    const results = [...this.accepted.values()];
+    const failures = [...this.failures.values()];
+    if (results.length < spec.minClients) {
+      return this.failRound(roundId, `${results.length} valid submissions, ${spec.minClients} needed`);
+    }
+    let out;
+    try {
+      out = this.strategy.aggregate(roundId, this.global, results, failures);
+    } catch (e) {
+      return this.failRound(roundId, `aggregation failed: ${(e as Error).message}`);
+    }
+    // Never let a bad aggregate become the global model.
+    for (let i = 0; i < out.weights.length; i++) {
+      if (!Number.isFinite(out.weights[i]!)) return this.failRound(roundId, 'aggregate has non-finite values');
+    }
+    const version = this.modelVersion + 1;
+    const data = encodeTensors(unflatten(out.weights, this.manifest)).data;
+    const metrics = {
+      ...out.metrics,
+      failures: failures.length,
+      bytesDown: this.traffic.bytesDown - trafficAtStart.bytesDown,
+      bytesUp: this.traffic.bytesUp - trafficAtStart.bytesUp,
+    };
+    this.store.completeRound({ taskId: this.taskId, version, roundId, manifest: this.manifest, data }, metrics, results.map((r) => r.clientId));
+    this.global = out.weights;
+    this.encodedGlobal = undefined;
+    this.modelVersion = version;
+    this.completedRounds++;
+    this.log.info(`round ${roundId} completed`, { modelVersion: version, accepted: results.length, failures: failures.length, ...roundMetricsForLog(metrics) });
+    this.broadcastRoundEnd(roundId, 'completed', metrics);
+    this.events.onRoundEnd?.({ roundId, status: 'completed', modelVersion: version, metrics });
+    this.cohort = new Set();
+    return true;
+  }
+
+  private failRound(roundId: number, reason: string): false {
+    this.store.failRound(this.taskId, roundId, reason);
+    this.log.warn(`round ${roundId} failed: ${reason}; model stays at v${this.modelVersion}`);
+    this.broadcastRoundEnd(roundId, 'failed', {}, reason);
+    this.events.onRoundEnd?.({ roundId, status: 'failed', modelVersion: this.modelVersion, metrics: {}, reason });
+    this.cohort = new Set();
+    return false;
+  }
+
+  private broadcastRoundEnd(roundId: number, status: 'completed' | 'failed', metrics: Record<string, number>, reason?: string): void {
+    for (const c of this.hub.forTask(this.taskId)) {
+      c.socket.emit(Events.ROUND_END, { taskId: this.taskId, roundId, status, modelVersion: this.modelVersion, metrics, ...(reason ? { reason } : {}) });
+    }
+  }
+
+  private async evaluationRound(): Promise<void> {
+    const roundId = this.roundId;
+    const candidates = this.strategy.configureEvaluate(roundId, this.candidates((c) => c.numTestExamples > 0));
+    if (candidates.length === 0) return;
+    this.state = 'evaluating';
+    this.store.setRoundStatus(this.taskId, roundId, 'completed');
+    this.evalCohort = new Set(candidates.map((c) => c.clientId));
+    this.evalResults = new Map();
+    const deadline = Date.now() + (this.spec.evaluateDeadlineSeconds ?? this.spec.roundDeadlineSeconds) * 1000;
+    this.deadline = deadline;
+    const weights = this.globalWeights();
+    for (const id of this.evalCohort) {
+      const c = this.hub.get(id);
+      if (c) this.traffic.bytesDown += weights.data.byteLength;
+      c?.socket.emit(Events.EVALUATE, { taskId: this.taskId, roundId, modelVersion: this.modelVersion, deadline, weights });
+    }
+    await this.waitUntil(() => [...this.evalCohort].every((id) => this.evalResults.has(id)), deadline);
+    const results = [...this.evalResults.values()];
+    const failures = [...this.evalCohort].filter((id) => !this.evalResults.has(id)).map((id) => ({ clientId: id, reason: 'no evaluation result' }));
+    const metrics = this.strategy.aggregateEvaluate(roundId, results, failures);
+    this.store.setRoundEval(this.taskId, roundId, metrics);
+    this.log.info(`round ${roundId} evaluation`, { modelVersion: this.modelVersion, ...roundMetricsForLog(metrics) });
+    this.events.onEvaluated?.({ roundId, modelVersion: this.modelVersion, metrics });
+    this.evalCohort = new Set();
+  }
+
+  /** Validates a submission against the round and the model; throws TesseraError with the reason's code. */
+  submit(client: ConnectedClient, sub: Submission): void {
+    if (sub.taskId !== this.taskId) throw new TesseraError(ErrorCode.UNKNOWN_TASK, `client is in task ${this.taskId}, not ${sub.taskId}`);
+    if (this.roundId === 0) throw new TesseraError(ErrorCode.UNKNOWN_ROUND, `no round has started for task ${this.taskId}`);
+    if (sub.roundId > this.roundId) throw new TesseraError(ErrorCode.FUTURE_ROUND, `round ${sub.roundId} has not started (current ${this.roundId})`);
+    if (sub.roundId < this.roundId) throw new TesseraError(ErrorCode.STALE_ROUND, `round ${sub.roundId} is over (current ${this.roundId})`);
+    if (this.state !== 'training') throw new TesseraError(ErrorCode.ROUND_CLOSED, `round ${sub.roundId} no longer accepts updates`);
+    if (sub.baseModelVersion !== this.modelVersion) {
+      throw new TesseraError(ErrorCode.STALE_MODEL, `update is based on model v${sub.baseModelVersion}, current is v${this.modelVersion}`);
+    }
+    if (!this.cohort.has(client.clientId)) throw new TesseraError(ErrorCode.NOT_IN_COHORT, `${client.clientId} was not selected for round ${sub.roundId}`);
+    if (this.accepted.has(client.clientId)) throw new TesseraError(ErrorCode.DUPLICATE_SUBMISSION, `${client.clientId} already submitted in round ${sub.roundId}`);
+    if (sub.numExamples > client.numTrainExamples) {
+      throw new TesseraError(ErrorCode.INVALID_MESSAGE, `numExamples ${sub.numExamples} exceeds the ${client.numTrainExamples} examples declared at join`);
+    }
+    const update = sub.update;
+    const bytes = update.tensors.data.byteLength;
+    this.traffic.bytesUp += bytes;
+    if (bytes > this.maxPayloadBytes) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `update of ${bytes} bytes exceeds the task's limit of ${this.maxPayloadBytes}`);
+    const tensors = decodeTensors(update.tensors, { expected: this.manifest, requireFinite: true });
+    const delta = flatten(tensors);
+    if (this.spec.maxUpdateNorm !== undefined) {
+      let s = 0;
+      for (let i = 0; i < delta.length; i++) s += delta[i]! * delta[i]!;
+      const norm = Math.sqrt(s);
+      if (norm > this.spec.maxUpdateNorm) throw new TesseraError(ErrorCode.NORM_BOUND, `update norm ${norm.toPrecision(4)} exceeds ${this.spec.maxUpdateNorm}`);
+    }
+    this.accepted.set(client.clientId, { clientId: client.clientId, numExamples: sub.numExamples, delta, metrics: sub.metrics });
+    this.log.info(`round ${this.roundId}: update from ${client.clientId} accepted`, { numExamples: sub.numExamples, accepted: this.accepted.size, cohort: this.cohort.size });
+    this.wake();
+  }
+
+  /** Records a federated-evaluation result for the current evaluation. */
+  evaluateResult(client: ConnectedClient, res: EvaluateResult): void {
+    if (res.taskId !== this.taskId) throw new TesseraError(ErrorCode.UNKNOWN_TASK, `client is in task ${this.taskId}, not ${res.taskId}`);
+    if (this.state !== 'evaluating' || res.roundId !== this.roundId) throw new TesseraError(ErrorCode.STALE_ROUND, `no evaluation open for round ${res.roundId}`);
+    if (res.modelVersion !== this.modelVersion) throw new TesseraError(ErrorCode.STALE_MODEL, `evaluated v${res.modelVersion}, current is v${this.modelVersion}`);
+    if (!this.evalCohort.has(client.clientId)) throw new TesseraError(ErrorCode.NOT_IN_COHORT, `${client.clientId} was not asked to evaluate`);
+    if (this.evalResults.has(client.clientId)) throw new TesseraError(ErrorCode.DUPLICATE_SUBMISSION, `${client.clientId} already reported its evaluation`);
+    if (res.numExamples > client.numTestExamples) throw new TesseraError(ErrorCode.INVALID_MESSAGE, `numExamples ${res.numExamples} exceeds the ${client.numTestExamples} test examples declared at join`);
+    this.evalResults.set(client.clientId, { clientId: client.clientId, numExamples: res.numExamples, loss: res.loss, accuracy: res.accuracy });
+    this.wake();
+  }
+}
+
+function roundMetricsForLog(m: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Number.isInteger(v) ? v : Number(v.toFixed(4))]));
+}
