@@ -84,6 +84,9 @@ export function asBytes(data: Uint8Array | ArrayBuffer): Uint8Array {
 export function decodeTensors(enc: EncodedTensors, opts: DecodeOptions = {}): NamedTensor[] {
   const { manifest } = enc;
   const bytes = asBytes(enc.data);
+  for (const t of manifest) {
+    if (t.dtype !== 'float32') throw new TesseraError(ErrorCode.TENSOR_MISMATCH, `tensor ${t.name}: dtype ${String(t.dtype)} (only float32 travels)`);
+  }
   if (opts.expected) checkManifest(manifest, opts.expected);
   const total = parameterCount(manifest);
   if (bytes.byteLength !== total * 4) {
@@ -93,7 +96,7 @@ export function decodeTensors(enc: EncodedTensors, opts: DecodeOptions = {}): Na
   const floats =
     bytes.byteOffset % 4 === 0
       ? new Float32Array(bytes.buffer, bytes.byteOffset, total)
-      : new Float32Array(bytes.slice().buffer, 0, total);
+      : new Float32Array(new Uint8Array(bytes).buffer, 0, total); // copy: Buffer#slice would share memory
   if (opts.requireFinite) {
     for (let i = 0; i < floats.length; i++) {
       if (!Number.isFinite(floats[i])) {

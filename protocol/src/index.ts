@@ -4,3 +4,4 @@ export * from './messages.js';
 export * from './events.js';
 export * from './task.js';
 export * from './session.js';
+export * from './privacy/index.js';

@@ -12,7 +12,8 @@ const bytesSchema = z
 export const tensorSpecSchema = z.object({
   name: z.string().min(1).max(256),
   shape: z.array(z.number().int().min(0).max(1 << 30)).max(8),
-  dtype: z.literal('float32'),
+  // Any dtype name passes the schema; the codec rejects all but float32 with ERR_TENSOR_MISMATCH.
+  dtype: z.string().min(1).max(16) as unknown as z.ZodLiteral<'float32'>,
 });
 
 export const encodedTensorsSchema = z.object({
