@@ -16,6 +16,7 @@ Joins a task on the server and trains on local data until the task is done.
   --backend B         auto | tensorflow | wasm | cpu (default auto: fastest available)
   --threads T         wasm threads
   --task ID           join this task (default: the server's running task)
+  --retries N         reconnection attempts before giving up (default 12, backoff up to 5 s)
   --quiet             only errors and the final line
   -h, --help          this help
 
@@ -35,6 +36,7 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     threads: { type: 'string' },
     task: { type: 'string' },
     quiet: { type: 'boolean' },
+    retries: { type: 'string' },
   });
   if (f.help) {
     console.log(CLIENT_HELP);
@@ -63,6 +65,7 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     token: f.token,
     trainer,
     backendReason: choice.reason,
+    reconnectionAttempts: numberFlag(f.retries, 'retries', 12, { min: 0, integer: true }),
     ...(f.task ? { taskId: f.task } : {}),
     onEvent: (e: SessionEvent) => say(describe(e)),
   });
