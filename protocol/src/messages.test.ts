@@ -96,7 +96,7 @@ describe('parseMessage: submission', () => {
 
   it('rejects data that is not binary, naming the nested path', () => {
     for (const data of [[1, 2, 3], 'AAAA', { 0: 1 }, new Float32Array(4)]) {
-      expect(invalid(() => parseMessage(submissionSchema, validSubmission(data as Uint8Array), 'submission'))).toMatch(
+      expect(invalid(() => parseMessage(submissionSchema, validSubmission(data as unknown as Uint8Array), 'submission'))).toMatch(
         /^invalid submission at update\.tensors\.data: expected binary data$/,
       );
     }

@@ -98,6 +98,10 @@ export interface ClientSessionOptions {
   protocolVersion?: number;
 }
 
+function errorBodyOf(err: unknown): ErrorBody {
+  return err instanceof TesseraError ? { code: err.code, message: err.message } : { code: ErrorCode.INTERNAL, message: String(err) };
+}
+
 /**
  * The client side of a round, free of any platform API: join, receive the task, train on
  * `round:start`, submit Δ = w_local − w_global, evaluate on request. Node and browser clients
@@ -128,11 +132,12 @@ export class ClientSession {
   /** Registers handlers; joining happens on every connect of the transport. */
   start(): void {
     const t = this.opts.transport;
-    t.onConnect(() => void this.join());
+    t.onConnect(() => void this.join().catch((err: unknown) => this.emit({ type: 'error', error: errorBodyOf(err) })));
     t.on(Events.TASK, (msg) => this.enqueue(() => this.onTask(msg)));
     t.on(Events.ROUND_START, (msg) => {
-      const roundId = typeof msg?.roundId === 'number' ? msg.roundId : 0;
-      this.latestRound = Math.max(this.latestRound, roundId);
+      // Only a valid announcement may move the latest round (a malformed one must not make us skip rounds).
+      const parsed = roundStartSchema.safeParse(msg);
+      if (parsed.success) this.latestRound = Math.max(this.latestRound, parsed.data.roundId);
       this.enqueue(() => this.onRoundStart(msg));
     });
     t.on(Events.ROUND_END, (msg) => this.enqueue(async () => this.onRoundEnd(msg)));
@@ -146,10 +151,7 @@ export class ClientSession {
   }
 
   private enqueue(fn: () => Promise<void>): void {
-    this.queue = this.queue.then(fn).catch((err: unknown) => {
-      const body = err instanceof TesseraError ? { code: err.code, message: err.message } : { code: ErrorCode.INTERNAL, message: String(err) };
-      this.emit({ type: 'error', error: body });
-    });
+    this.queue = this.queue.then(fn).catch((err: unknown) => this.emit({ type: 'error', error: errorBodyOf(err) }));
   }
 
   private fail(err: TesseraError): void {
