@@ -28,6 +28,12 @@ Exits 0 when the task is done.
   --seed S             partition seed (default tessera)
   --port P             server port (default 0: a free port)
   --data DIR           server data directory (default: a fresh temporary directory)
+  --dp MODE            differential privacy: central | distributed | local (default off)
+  --noise-multiplier Z noise multiplier z (noise std = z·clip), required with --dp
+  --clip C             L2 clip norm of each client's update (default 1; the start value with --adaptive-clip)
+  --adaptive-clip      adapt the clip norm to the median update norm (Andrew et al. 2021)
+  --epsilon-budget E   stop before a round would bring ε above E
+  --delta D            δ for the accountant (default 1e-5)
   --keep-serving       keep the server running after the task (npm start)
   --json               last stdout line is a JSON summary; logs go to stderr
   -h, --help           this help`;
@@ -47,6 +53,13 @@ export interface DemoSummary {
   bytesPerRound: number[];
   wallSeconds: number;
   status: string;
+  reason?: string;
+  epsilon?: number;
+  delta?: number;
+  noiseMultiplier?: number;
+  clip?: number;
+  samplingRate?: number;
+  dp?: string;
 }
 
 function modelSpecFrom(arg: string): ModelSpec {
@@ -81,6 +94,12 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
     data: { type: 'string' },
     'keep-serving': { type: 'boolean' },
     json: { type: 'boolean' },
+    dp: { type: 'string' },
+    'noise-multiplier': { type: 'string' },
+    clip: { type: 'string' },
+    'adaptive-clip': { type: 'boolean' },
+    'epsilon-budget': { type: 'string' },
+    delta: { type: 'string' },
   });
   if (f.help) {
     console.log(DEMO_HELP);
@@ -98,7 +117,22 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
   const out = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
   const dataDir = f.data ?? mkdtempSync(join(tmpdir(), 'tessera-demo-'));
 
+  const dpMode = f.dp;
+  if (dpMode !== undefined && !['central', 'distributed', 'local', 'off'].includes(dpMode)) throw new UsageError(`--dp must be central, distributed, local or off, got '${dpMode}'`);
+  if (dpMode && dpMode !== 'off' && f['noise-multiplier'] === undefined) throw new UsageError('--dp needs --noise-multiplier');
+  const delta = numberFlag(f.delta, 'delta', 1e-5, { min: 0 });
+  const privacy =
+    dpMode && dpMode !== 'off'
+      ? {
+          mode: dpMode as 'central',
+          noiseMultiplier: numberFlag(f['noise-multiplier'], 'noise-multiplier', 1, { min: 0 }),
+          clipNorm: numberFlag(f.clip, 'clip', 1, { min: 0 }),
+          ...(f['adaptive-clip'] ? { adaptiveClip: true } : {}),
+          ...(f['epsilon-budget'] !== undefined ? { budget: { epsilon: numberFlag(f['epsilon-budget'], 'epsilon-budget', 1, { min: 0 }), delta } } : { delta }),
+        }
+      : undefined;
   const spec: TaskSpecInput = {
+    ...(privacy ? { privacy } : {}),
     name: `demo-${modelArg.replace(/[^A-Za-z0-9]+/g, '-')}`,
     model: modelSpecFrom(modelArg),
     train: {
@@ -180,10 +214,26 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
     wallSeconds: Number(wallSeconds.toFixed(2)),
     status,
   };
+  const reason = server.store.getTask(taskId)?.reason;
+  if (reason) summary.reason = reason;
+  if (runner.privacy) {
+    const rep = runner.privacy.report();
+    const last = rep.rounds.at(-1);
+    Object.assign(summary, {
+      dp: rep.mode,
+      epsilon: rep.spent.epsilon,
+      delta: rep.spent.delta,
+      noiseMultiplier: rep.noiseMultiplier,
+      clip: last?.clipNorm ?? rep.clipNorm,
+      samplingRate: last?.samplingRate ?? null,
+    });
+  }
   if (json) console.log(JSON.stringify(summary));
   else {
     out(`\nTask ${taskId} ${status}: ${summary.rounds} rounds, ${clients} clients, backend ${summary.backend}`);
     out(`accuracy by round: ${accuracyByRound.map((a) => a?.toFixed(4)).join(' → ')}`);
+    if (summary.dp) out(`privacy (${summary.dp}): ε = ${summary.epsilon?.toFixed(4)} at δ = ${summary.delta}, z = ${summary.noiseMultiplier}, clip ${summary.clip}, q = ${summary.samplingRate}${summary.samplingRate === 1 ? ' (every connected client takes part: accounted with q = 1)' : ''}`);
+    if (summary.reason) out(`stopped: ${summary.reason}`);
     out(`traffic: ${(summary.bytesUp / 1e6).toFixed(2)} MB up, ${(summary.bytesDown / 1e6).toFixed(2)} MB down; wall time ${summary.wallSeconds}s`);
   }
   if (keepServing) {
@@ -194,5 +244,5 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
     });
   }
   await server.close();
-  return status === 'done' ? 0 : 1;
+  return status === 'done' || status === 'stopped' ? 0 : 1;
 }

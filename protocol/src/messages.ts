@@ -56,6 +56,14 @@ export const roundStartSchema = z.object({
   deadline: z.number().int(),
   train: trainConfigSchema,
   weights: encodedTensorsSchema,
+  /** The client's privacy stage for this round: clip to clipNorm, then add N(0, noiseStd²) per coordinate. */
+  privacy: z
+    .object({
+      mode: z.enum(['central', 'distributed', 'local']),
+      clipNorm: z.number().positive(),
+      noiseStd: z.number().min(0),
+    })
+    .optional(),
 });
 export type RoundStart = z.infer<typeof roundStartSchema>;
 
@@ -71,6 +79,8 @@ export const submissionSchema = z.object({
   numExamples: z.number().int().min(1),
   metrics: metricsSchema,
   update: updatePayloadSchema,
+  /** With DP: whether the update's norm was within the clip norm before clipping (adaptive clipping). */
+  dp: z.object({ belowClip: z.boolean() }).optional(),
 });
 export type Submission = z.infer<typeof submissionSchema>;
 
@@ -105,7 +115,7 @@ export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 
 export const taskDoneSchema = z.object({
   taskId: idSchema,
-  status: z.enum(['done', 'failed', 'aborted']),
+  status: z.enum(['done', 'failed', 'aborted', 'stopped']),
   modelVersion: z.number().int().min(0),
   reason: z.string().optional(),
 });

@@ -18,6 +18,7 @@ import {
   type TaskDone,
 } from './messages.js';
 import type { TrainConfig } from './task.js';
+import { addGaussianNoiseInPlace, clipInPlace } from './privacy/mechanism.js';
 
 /** Progress of local training, reported once per epoch (and optionally per batch). */
 export interface TrainProgress {
@@ -213,6 +214,14 @@ export class ClientSession {
       for (let j = 0; j < d.length; j++) d[j] = t.values[j]! - g[j]!;
       return { name: t.name, shape: t.shape, values: d };
     });
+    // Privacy stage before anything leaves the device: clip the whole update, then add this client's noise.
+    let dp: { belowClip: boolean } | undefined;
+    if (round.privacy) {
+      const values = delta.map((t) => t.values);
+      const clip = clipInPlace(values, round.privacy.clipNorm);
+      if (round.privacy.noiseStd > 0) addGaussianNoiseInPlace(values, round.privacy.noiseStd);
+      dp = { belowClip: !clip.clipped };
+    }
     const update = await (this.opts.pipeline ?? plainPipeline).prepare(delta, { round, numExamples: result.numExamples });
     const bytes = update.kind === 'plain' ? update.tensors.data.byteLength : 0;
     const ack = await this.opts.transport.emitWithAck(Events.SUBMIT, {
@@ -222,6 +231,7 @@ export class ClientSession {
       numExamples: result.numExamples,
       metrics: result.metrics,
       update,
+      ...(dp ? { dp } : {}),
     });
     const res = parseMessage(simpleAckSchema, ack, 'submit ack');
     if (res.ok) {

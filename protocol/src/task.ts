@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { privacyConfigSchema } from './privacy/config.js';
 
 /** Local training hyper-parameters sent to clients with each round. */
 export const trainConfigSchema = z.object({
@@ -50,6 +51,8 @@ export const taskSpecSchema = z
     strategy: strategySpecSchema.default({ name: 'fedavg', options: {} }),
     /** Reject plaintext updates whose L2 norm exceeds this bound (ERR_NORM_BOUND). */
     maxUpdateNorm: z.number().positive().optional(),
+    /** Client-level differential privacy (DP-FedAvg); absent or mode 'off' = none. */
+    privacy: privacyConfigSchema.optional(),
     /** Stop the task as failed after this many failed rounds in a row. */
     maxConsecutiveFailures: z.number().int().min(1).default(5),
   })

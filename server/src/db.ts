@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { TensorSpec } from '@tessera/protocol';
 
-export type TaskStatus = 'running' | 'paused' | 'done' | 'failed' | 'aborted';
+export type TaskStatus = 'running' | 'paused' | 'done' | 'failed' | 'aborted' | 'stopped';
 export type RoundStatus = 'training' | 'aggregating' | 'evaluating' | 'completed' | 'failed' | 'interrupted';
 
 export interface TaskRow {
@@ -32,6 +32,18 @@ export interface RoundRow {
   trainMetrics: Record<string, number> | null;
   evalMetrics: Record<string, number> | null;
   reason: string | null;
+}
+
+/** One completed round's entry in the privacy ledger: what it cost, and ε spent up to it. */
+export interface LedgerEntry {
+  roundId: number;
+  samplingRate: number;
+  noiseMultiplier: number;
+  clipNorm: number;
+  nextClipNorm: number;
+  epsilon: number;
+  delta: number;
+  order: number | null;
 }
 
 export interface Checkpoint {
@@ -62,6 +74,10 @@ CREATE TABLE IF NOT EXISTS clients (
 CREATE TABLE IF NOT EXISTS rejections (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, task_id TEXT, round_id INTEGER,
   client_id TEXT, code TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS privacy_ledger (
+  task_id TEXT NOT NULL, round_id INTEGER NOT NULL, sampling_rate REAL NOT NULL, noise_multiplier REAL NOT NULL,
+  clip_norm REAL NOT NULL, next_clip_norm REAL NOT NULL, epsilon REAL NOT NULL, delta REAL NOT NULL,
+  rdp_order REAL, at INTEGER NOT NULL, PRIMARY KEY (task_id, round_id));
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
   target TEXT, details TEXT);
@@ -189,9 +205,17 @@ export class Store {
     this.db.prepare(`UPDATE rounds SET ${col} = ${col} + 1 WHERE task_id = ? AND round_id = ?`).run(taskId, roundId);
   }
 
-  /** Completes a round atomically: the new checkpoint, the round's row and the task's pointer move together. */
-  completeRound(c: Checkpoint & { roundId: number }, metrics: Record<string, number>, contributors: string[]): void {
+  /**
+   * Completes a round atomically: the new checkpoint, the round's row, the task's pointer and the
+   * round's privacy-ledger entry move together.
+   */
+  completeRound(c: Checkpoint & { roundId: number }, metrics: Record<string, number>, contributors: string[], ledger?: Omit<LedgerEntry, 'roundId'>): void {
     this.tx(() => {
+      if (ledger) {
+        this.db
+          .prepare('INSERT INTO privacy_ledger (task_id, round_id, sampling_rate, noise_multiplier, clip_norm, next_clip_norm, epsilon, delta, rdp_order, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(c.taskId, c.roundId, ledger.samplingRate, ledger.noiseMultiplier, ledger.clipNorm, ledger.nextClipNorm, ledger.epsilon, ledger.delta, ledger.order, Date.now());
+      }
       this.putCheckpoint(c);
       this.db
         .prepare('UPDATE rounds SET status = ?, ended_at = ?, train_metrics = ? WHERE task_id = ? AND round_id = ?')
@@ -202,6 +226,19 @@ export class Store {
       const inc = this.db.prepare('UPDATE clients SET rounds_contributed = rounds_contributed + 1 WHERE id = ?');
       for (const id of contributors) inc.run(id);
     });
+  }
+
+  ledger(taskId: string): LedgerEntry[] {
+    return (this.db.prepare('SELECT * FROM privacy_ledger WHERE task_id = ? ORDER BY round_id').all(taskId) as Row[]).map((r) => ({
+      roundId: num(r.round_id),
+      samplingRate: num(r.sampling_rate),
+      noiseMultiplier: num(r.noise_multiplier),
+      clipNorm: num(r.clip_norm),
+      nextClipNorm: num(r.next_clip_norm),
+      epsilon: num(r.epsilon),
+      delta: num(r.delta),
+      order: r.rdp_order === null ? null : num(r.rdp_order),
+    }));
   }
 
   failRound(taskId: string, roundId: number, reason: string): void {

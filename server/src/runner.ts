@@ -18,9 +18,11 @@ import {
 import type { Store } from './db.js';
 import type { ClientHub, ConnectedClient } from './hub.js';
 import type { Logger } from './log.js';
+import { PrivacyLedger } from './privacy-ledger.js';
+import { averageMetrics } from './strategies/fedavg.js';
 import type { CandidateClient, EvaluateRes, Failure, FitResult, Strategy } from './strategies/index.js';
 
-export type RoundState = 'waiting' | 'training' | 'aggregating' | 'evaluating' | 'done' | 'failed';
+export type RoundState = 'waiting' | 'training' | 'aggregating' | 'evaluating' | 'done' | 'failed' | 'stopped';
 
 /** Uniform sample of k items without replacement, from node:crypto (partial Fisher–Yates). */
 export function pickUniform<T>(k: number, from: readonly T[]): T[] {
@@ -49,7 +51,7 @@ export interface RunnerStatus {
 export interface RunnerEvents {
   onRoundEnd?: (e: { roundId: number; status: 'completed' | 'failed'; modelVersion: number; metrics: Record<string, number>; reason?: string }) => void;
   onEvaluated?: (e: { roundId: number; modelVersion: number; metrics: Record<string, number> }) => void;
-  onDone?: (e: { status: 'done' | 'failed' | 'aborted'; modelVersion: number; reason?: string }) => void;
+  onDone?: (e: { status: 'done' | 'failed' | 'aborted' | 'stopped'; modelVersion: number; reason?: string }) => void;
 }
 
 /**
@@ -67,6 +69,10 @@ export class TaskRunner {
   private encodedGlobal: EncodedTensors | undefined;
   private cohort = new Set<string>();
   private accepted = new Map<string, FitResult>();
+  private belowClip = new Map<string, boolean>();
+  private samplingRate = 1;
+  /** The task's DP state (accountant, clip norm, budget), when DP is on. */
+  readonly privacy: PrivacyLedger | undefined;
   private failures = new Map<string, Failure>();
   private evalCohort = new Set<string>();
   private evalResults = new Map<string, EvaluateRes>();
@@ -95,6 +101,8 @@ export class TaskRunner {
     this.completedRounds = initial.completedRounds;
     this.paramCount = parameterCount(manifest);
     this.maxPayloadBytes = maxPayloadBytesFor(manifest);
+    const p = spec.privacy;
+    this.privacy = p && p.mode !== 'off' ? new PrivacyLedger(store, taskId, p, spec.clientsPerRound, spec.minClients) : undefined;
   }
 
   status(): RunnerStatus {
@@ -198,9 +206,9 @@ export class TaskRunner {
         this.log.info(`waiting for clients: ${this.candidates((c) => c.numTrainExamples > 0).length}/${this.spec.minClients} connected`);
         continue;
       }
-      const ok = await this.trainingRound();
-      if (this.stopped) return;
-      if (ok) {
+      const outcome = await this.trainingRound();
+      if (this.stopped || outcome === 'stopped') return;
+      if (outcome === 'completed') {
         consecutiveFailures = 0;
         const due = this.spec.evaluateEvery > 0 && (this.completedRounds % this.spec.evaluateEvery === 0 || this.completedRounds === this.spec.rounds);
         if (due) await this.evaluationRound();
@@ -212,7 +220,7 @@ export class TaskRunner {
     if (!this.stopped) this.finish('done');
   }
 
-  private finish(status: 'done' | 'failed', reason?: string): void {
+  private finish(status: 'done' | 'failed' | 'stopped', reason?: string): void {
     this.state = status;
     this.store.setTaskStatus(this.taskId, status, reason ?? null);
     this.log.info(`task ${this.taskId} ${status}`, { modelVersion: this.modelVersion, completedRounds: this.completedRounds, ...(reason ? { reason } : {}) });
@@ -222,15 +230,29 @@ export class TaskRunner {
     this.events.onDone?.({ status, modelVersion: this.modelVersion, ...(reason ? { reason } : {}) });
   }
 
-  private async trainingRound(): Promise<boolean> {
+  private async trainingRound(): Promise<'completed' | 'failed' | 'stopped'> {
     const spec = this.spec;
     const roundId = this.store.lastRoundId(this.taskId) + 1;
     const candidates = this.candidates((c) => c.numTrainExamples > 0);
     const size = Math.min(candidates.length, Math.ceil(spec.clientsPerRound * spec.overSelection));
     const chosen = this.strategy.configureRound(roundId, candidates, size, pickUniform);
+    // Sampling rate for the accountant: the cohort is a uniform sample of the eligible clients.
+    this.samplingRate = Math.min(1, chosen.length / Math.max(1, candidates.length));
+    if (this.privacy) {
+      const next = this.privacy.preview(this.samplingRate);
+      if (next.exceeds) {
+        const budget = this.privacy.config.budget!;
+        const reason = `ERR_PRIVACY_BUDGET: round ${roundId} would bring ε to ${next.epsilon.toFixed(4)} > budget ${budget.epsilon} (δ=${budget.delta}); spent so far ε=${this.privacy.spent().epsilon.toFixed(4)}`;
+        this.privacy.stopped = { code: 'ERR_PRIVACY_BUDGET', reason };
+        this.log.warn(reason);
+        this.finish('stopped', reason);
+        return 'stopped';
+      }
+    }
     this.roundId = roundId;
     this.cohort = new Set(chosen.map((c) => c.clientId));
     this.accepted = new Map();
+    this.belowClip = new Map();
     this.failures = new Map();
     this.deadline = Date.now() + spec.roundDeadlineSeconds * 1000;
     this.store.startRound(this.taskId, roundId, this.modelVersion, [...this.cohort]);
@@ -248,11 +270,12 @@ export class TaskRunner {
         deadline: this.deadline,
         train: spec.train,
         weights,
+        ...(this.privacy ? { privacy: this.privacy.roundPrivacy() } : {}),
       });
     }
     const pending = () => [...this.cohort].filter((id) => !this.accepted.has(id) && !this.failures.has(id)).length;
     await this.waitUntil(() => this.accepted.size >= spec.clientsPerRound || pending() === 0, this.deadline);
-    if (this.stopped) return false;
+    if (this.stopped) return 'failed';
     this.state = 'aggregating';
     this.store.setRoundStatus(this.taskId, roundId, 'aggregating');
     for (const id of this.cohort) {
@@ -265,7 +288,7 @@ export class TaskRunner {
     }
     let out;
     try {
-      out = this.strategy.aggregate(roundId, this.global, results, failures);
+      out = this.privacy ? this.aggregatePrivately(roundId, results, failures) : this.strategy.aggregate(roundId, this.global, results, failures);
     } catch (e) {
       return this.failRound(roundId, `aggregation failed: ${(e as Error).message}`);
     }
@@ -281,7 +304,9 @@ export class TaskRunner {
       bytesDown: this.traffic.bytesDown - trafficAtStart.bytesDown,
       bytesUp: this.traffic.bytesUp - trafficAtStart.bytesUp,
     };
-    this.store.completeRound({ taskId: this.taskId, version, roundId, manifest: this.manifest, data }, metrics, results.map((r) => r.clientId));
+    const ledger = this.privacy?.account(this.samplingRate, results.map((r) => this.belowClip.get(r.clientId) ?? false));
+    if (ledger) Object.assign(metrics, { epsilon: ledger.epsilon, delta: ledger.delta, clipNorm: ledger.clipNorm, samplingRate: ledger.samplingRate });
+    this.store.completeRound({ taskId: this.taskId, version, roundId, manifest: this.manifest, data }, metrics, results.map((r) => r.clientId), ledger);
     this.global = out.weights;
     this.encodedGlobal = undefined;
     this.modelVersion = version;
@@ -290,16 +315,34 @@ export class TaskRunner {
     this.broadcastRoundEnd(roundId, 'completed', metrics);
     this.events.onRoundEnd?.({ roundId, status: 'completed', modelVersion: version, metrics });
     this.cohort = new Set();
-    return true;
+    return 'completed';
   }
 
-  private failRound(roundId: number, reason: string): false {
+  /**
+   * DP-FedAvg's aggregation (McMahan et al. 2018): clipped updates weighted uniformly, summed,
+   * central noise N(0, (z·C)²) added where configured, divided by the fixed expected cohort size
+   * (so one client's influence is bounded by C/m whatever the turnout). The strategy then applies
+   * its server step to that average as if it were a single result.
+   */
+  private aggregatePrivately(roundId: number, results: readonly FitResult[], failures: readonly Failure[]) {
+    const sum = new Float64Array(this.global.length);
+    for (const r of results) for (let i = 0; i < sum.length; i++) sum[i]! += r.delta[i]!;
+    const noise = this.privacy!.centralNoise(sum.length);
+    if (noise) for (let i = 0; i < sum.length; i++) sum[i]! += noise[i]!;
+    const m = this.spec.clientsPerRound;
+    const avg = new Float32Array(sum.length);
+    for (let i = 0; i < avg.length; i++) avg[i] = sum[i]! / m;
+    const out = this.strategy.aggregate(roundId, this.global, [{ clientId: 'dp-aggregate', numExamples: 1, delta: avg, metrics: {} }], failures);
+    return { weights: out.weights, metrics: { ...averageMetrics(results), clients: results.length, numExamples: results.reduce((n, r) => n + r.numExamples, 0) } };
+  }
+
+  private failRound(roundId: number, reason: string): 'failed' {
     this.store.failRound(this.taskId, roundId, reason);
     this.log.warn(`round ${roundId} failed: ${reason}; model stays at v${this.modelVersion}`);
     this.broadcastRoundEnd(roundId, 'failed', {}, reason);
     this.events.onRoundEnd?.({ roundId, status: 'failed', modelVersion: this.modelVersion, metrics: {}, reason });
     this.cohort = new Set();
-    return false;
+    return 'failed';
   }
 
   private broadcastRoundEnd(roundId: number, status: 'completed' | 'failed', metrics: Record<string, number>, reason?: string): void {
@@ -360,6 +403,17 @@ export class TaskRunner {
       for (let i = 0; i < delta.length; i++) s += delta[i]! * delta[i]!;
       const norm = Math.sqrt(s);
       if (norm > this.spec.maxUpdateNorm) throw new TesseraError(ErrorCode.NORM_BOUND, `update norm ${norm.toPrecision(4)} exceeds ${this.spec.maxUpdateNorm}`);
+    }
+    if (this.privacy) {
+      const { mode, clipNorm } = this.privacy.roundPrivacy();
+      if (!sub.dp) throw new TesseraError(ErrorCode.INVALID_MESSAGE, 'this task runs with differential privacy: the submission must carry its dp fields');
+      // In central mode updates arrive clipped and noiseless, so the bound is checkable.
+      if (mode === 'central') {
+        let s = 0;
+        for (let i = 0; i < delta.length; i++) s += delta[i]! * delta[i]!;
+        if (Math.sqrt(s) > clipNorm * (1 + 1e-4)) throw new TesseraError(ErrorCode.NORM_BOUND, `update norm ${Math.sqrt(s).toPrecision(4)} exceeds the clip norm ${clipNorm.toPrecision(4)}`);
+      }
+      this.belowClip.set(client.clientId, sub.dp.belowClip);
     }
     this.accepted.set(client.clientId, { clientId: client.clientId, numExamples: sub.numExamples, delta, metrics: sub.metrics });
     this.log.info(`round ${this.roundId}: update from ${client.clientId} accepted`, { numExamples: sub.numExamples, accepted: this.accepted.size, cohort: this.cohort.size });

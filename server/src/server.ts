@@ -25,6 +25,7 @@ import { Store, type TaskRow } from './db.js';
 import { ClientHub, type ConnectedClient, type TesseraServer, type TesseraSocket } from './hub.js';
 import { createLogger, type Logger } from './log.js';
 import { defineModel } from './models.js';
+import { PrivacyLedger } from './privacy-ledger.js';
 import { TaskRunner, type RunnerEvents } from './runner.js';
 import { createStrategy } from './strategies/index.js';
 
@@ -322,6 +323,15 @@ export class TesseraServerApp {
     });
     api.get('/tasks/:id/rounds', (req, res) => {
       res.json(this.store.listRounds(task(req).id));
+    });
+    api.get('/tasks/:id/privacy', (req, res) => {
+      const t = task(req);
+      const spec = taskSpecSchema.parse(JSON.parse(t.spec));
+      const ledger =
+        this.runners.get(t.id)?.privacy ??
+        (spec.privacy && spec.privacy.mode !== 'off' ? new PrivacyLedger(this.store, t.id, spec.privacy, spec.clientsPerRound, spec.minClients) : undefined);
+      const stoppedByBudget = t.status === 'stopped' && t.reason?.startsWith(ErrorCode.PRIVACY_BUDGET) ? { code: ErrorCode.PRIVACY_BUDGET, reason: t.reason } : null;
+      res.json(ledger ? { taskId: t.id, status: t.status, ...ledger.report(), stopped: ledger.stopped ?? stoppedByBudget } : { taskId: t.id, status: t.status, mode: 'off' });
     });
     api.get('/tasks/:id/checkpoints', (req, res) => {
       res.json(this.store.listCheckpoints(task(req).id));

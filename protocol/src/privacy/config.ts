@@ -43,6 +43,8 @@ export const privacyConfigSchema = z
     clipNorm: z.number().positive('clipNorm must be > 0'),
     adaptiveClip: z.union([z.boolean(), adaptiveClipConfigSchema]).optional(),
     budget: privacyBudgetSchema.optional(),
+    /** δ at which ε is reported when there is no budget (default 1e-5). */
+    delta: z.number().gt(0, 'delta must be in (0, 1)').lt(1, 'delta must be in (0, 1)').optional(),
   })
   .superRefine((config, ctx) => {
     if (config.mode !== 'off' && !(config.noiseMultiplier > 0)) {
