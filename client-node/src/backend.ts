@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmTrainingKernels } from '@tessera/protocol';
 
 export interface BackendChoice {
   backend: string;
@@ -16,8 +17,12 @@ async function tryImport(name: string): Promise<boolean> {
   }
 }
 
-/** Hook run after the wasm backend is active (registers the training kernels tfjs-wasm lacks). */
-let afterWasm: (() => string[]) | undefined;
+/**
+ * Run after the wasm backend is active: registers the gradient kernels tfjs-wasm lacks
+ * (Conv2DBackpropFilter, depthwise backprops) and our faster Conv2DBackpropInput, so CNNs train on wasm.
+ */
+let afterWasm: () => string[] = () => registerWasmTrainingKernels({ replaceConv2DBackpropInput: true });
+/** Replaces the post-wasm hook (tests). */
 export function onWasmSelected(fn: () => string[]): void {
   afterWasm = fn;
 }
@@ -45,7 +50,7 @@ export async function selectBackend(pref: BackendPreference = 'auto', opts: { th
       if (opts.threads !== undefined) wasm.setThreadsCount(opts.threads);
       if (await tf.setBackend('wasm')) {
         await tf.ready();
-        const added = afterWasm?.() ?? [];
+        const added = afterWasm();
         notes.push(`wasm${added.length ? ` with Tessera's ${added.join(', ')} kernels` : ''}`);
         return { backend: 'wasm', reason: notes.join('; ') };
       }

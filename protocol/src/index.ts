@@ -5,3 +5,4 @@ export * from './events.js';
 export * from './task.js';
 export * from './session.js';
 export * from './privacy/index.js';
+export { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from './tfjs/wasm-kernels.js';

@@ -40,6 +40,9 @@ async function ensureCpu(): Promise<void> {
   backendReady ??= (async () => {
     await tf.setBackend('cpu');
     await tf.ready();
+    // The server only initializes weights with tfjs; its "install tfjs-node to speed up" banner
+    // (printed on the cpu backend's first write) would mislead operators.
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   })();
   return backendReady;
 }

@@ -38,6 +38,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** socket.io transport limit; per-task limits derived from the model are enforced per message. */
   maxHttpBufferSize?: number;
+  /** Static directories to serve, by mount path (e.g. { '/join': '<client-browser>/dist' }). */
+  staticRoutes?: Record<string, string>;
   /** Hooks for the demo and tests (round ended, evaluation done, task finished). */
   events?: RunnerEvents & { taskId?: string };
 }
@@ -346,6 +348,9 @@ export class TesseraServerApp {
       res.json(this.store.listAudit());
     });
     app.use('/api', api);
+    for (const [mount, dir] of Object.entries(this.opts.staticRoutes ?? {})) {
+      app.use(mount, express.static(dir, { index: 'index.html', fallthrough: true }));
+    }
     app.use((_req, _res, next) => next(new TesseraError(ErrorCode.NOT_FOUND, 'no such endpoint')));
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
       let body = toErrorBody(err);

@@ -100,6 +100,12 @@ function input(inputs: NamedTensorInfoMap, name: string, kernel: string): Tensor
   return t;
 }
 
+function checkShape(t: TensorInfo, expected: readonly number[], what: string, kernel: string): void {
+  if (t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`${kernel}: ${what} has shape [${t.shape.join(', ')}], expected [${expected.join(', ')}]`);
+  }
+}
+
 function checkNhwc(attrs: ConvAttrs, kernel: string): void {
   if (attrs.dataFormat != null && attrs.dataFormat !== 'NHWC') {
     throw new Error(`${kernel} on wasm supports dataFormat NHWC only, got ${attrs.dataFormat}`);
@@ -254,6 +260,10 @@ function conv2DBackpropFilterWasm(args: { inputs: NamedTensorInfoMap; backend: u
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const P = OH * OW;
   const filterShape: Shape4 = [info.filterHeight, info.filterWidth, info.inChannels, CO];
+  checkShape(dy, info.outShape, 'dy', Conv2DBackpropFilter);
+  if (attrs.filterShape[2] !== info.inChannels) {
+    throw new Error(`${Conv2DBackpropFilter}: filterShape has ${attrs.filterShape[2]} input channels, x has ${info.inChannels}`);
+  }
 
   if (N * P === 0 || K * CO === 0) {
     const zero = backend.makeOutput(filterShape, 'float32');
@@ -263,36 +273,54 @@ function conv2DBackpropFilterWasm(args: { inputs: NamedTensorInfoMap; backend: u
 
   const step = imagesPerChunk(N, K * P);
   let dw: TensorInfo | null = null;
-  for (let n0 = 0; n0 < N; n0 += step) {
-    const count = Math.min(step, N - n0);
-    const width = count * P;
-    const cols = backend.makeOutput([1, K, width], 'float32');
-    // A fresh copy of the dy rows: the wasm matmul caches its packed XNNPACK
-    // weights by the right operand's tensor id, so it must never be a tensor
-    // whose id outlives this call or is reused with another shape.
-    const dyRows = backend.makeOutput([1, width, CO], 'float32');
-    let part: TensorInfo;
-    try {
-      const start = n0 * P * CO;
-      heapF32(backend, dyRows).set(heapF32(backend, dy).subarray(start, start + width * CO));
-      im2colTransposed(heapF32(backend, x), heapF32(backend, cols), info, n0, count);
-      part = wasmMatMul(backend, cols, dyRows);
-    } finally {
-      backend.disposeData(cols.dataId);
-      backend.disposeData(dyRows.dataId);
+  try {
+    for (let n0 = 0; n0 < N; n0 += step) {
+      dw = addFilterGradChunk(backend, x, dy, info, n0, Math.min(step, N - n0), dw);
     }
-    if (dw == null) {
-      dw = part;
-    } else {
-      const acc = heapF32(backend, dw);
-      const add = heapF32(backend, part);
-      for (let i = 0; i < acc.length; i++) acc[i] += add[i];
-      backend.disposeData(part.dataId);
-    }
+  } catch (error) {
+    if (dw != null) backend.disposeData(dw.dataId);
+    throw error;
   }
   if (dw == null) throw new Error(`${Conv2DBackpropFilter}: no chunk was computed`);
   // BatchMatMul returned [1, K, CO]; same memory as [KH, KW, CI, CO].
   return { dataId: dw.dataId, shape: filterShape, dtype: 'float32' };
+}
+
+/** dW over images [n0, n0 + count), added to `acc` (or returned as the first partial sum). */
+function addFilterGradChunk(
+  backend: WasmHeapBackend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+  n0: number,
+  count: number,
+  acc: TensorInfo | null,
+): TensorInfo {
+  const CO = info.outChannels;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const P = info.outHeight * info.outWidth;
+  const width = count * P;
+  const cols = backend.makeOutput([1, K, width], 'float32');
+  // A fresh copy of the dy rows: the wasm matmul caches its packed XNNPACK
+  // weights by the right operand's tensor id, so it must never be a tensor
+  // whose id outlives this call or is reused with another shape.
+  const dyRows = backend.makeOutput([1, width, CO], 'float32');
+  let part: TensorInfo;
+  try {
+    const start = n0 * P * CO;
+    heapF32(backend, dyRows).set(heapF32(backend, dy).subarray(start, start + width * CO));
+    im2colTransposed(heapF32(backend, x), heapF32(backend, cols), info, n0, count);
+    part = wasmMatMul(backend, cols, dyRows);
+  } finally {
+    backend.disposeData(cols.dataId);
+    backend.disposeData(dyRows.dataId);
+  }
+  if (acc == null) return part;
+  const sum = heapF32(backend, acc);
+  const add = heapF32(backend, part);
+  for (let i = 0; i < sum.length; i++) sum[i] += add[i];
+  backend.disposeData(part.dataId);
+  return acc;
 }
 
 function conv2DBackpropInputWasm(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
@@ -314,6 +342,11 @@ function conv2DBackpropInputWasm(args: { inputs: NamedTensorInfoMap; backend: un
   const { batchSize: N, outHeight: OH, outWidth: OW, outChannels: CO } = info;
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const P = OH * OW;
+
+  checkShape(dy, info.outShape, 'dy', Conv2DBackpropInput);
+  if (filter.shape[2] !== attrs.inputShape[3]) {
+    throw new Error(`${Conv2DBackpropInput}: filter has ${filter.shape[2]} input channels, inputShape has ${attrs.inputShape[3]}`);
+  }
 
   const dx = backend.makeOutput([...attrs.inputShape], 'float32');
   heapF32(backend, dx).fill(0);
@@ -381,6 +414,10 @@ function depthwiseBackpropFilterWasm(args: { inputs: NamedTensorInfoMap; backend
   const { filterHeight: KH, filterWidth: KW } = info;
   const { top, left } = info.padInfo;
   const chMul = CO / C;
+  checkShape(dy, info.outShape, 'dy', DepthwiseConv2dNativeBackpropFilter);
+  if (attrs.filterShape[2] !== C) {
+    throw new Error(`${DepthwiseConv2dNativeBackpropFilter}: filterShape has ${attrs.filterShape[2]} channels, x has ${C}`);
+  }
 
   const out = backend.makeOutput([KH, KW, C, chMul], 'float32');
   const xv = heapF32(backend, x);
@@ -429,6 +466,10 @@ function depthwiseBackpropInputWasm(args: { inputs: NamedTensorInfoMap; backend:
   const { filterHeight: KH, filterWidth: KW } = info;
   const { top, left } = info.padInfo;
   const chMul = CO / C;
+  checkShape(dy, info.outShape, 'dy', DepthwiseConv2dNativeBackpropInput);
+  if (filter.shape[2] !== attrs.inputShape[3]) {
+    throw new Error(`${DepthwiseConv2dNativeBackpropInput}: filter has ${filter.shape[2]} channels, inputShape has ${attrs.inputShape[3]}`);
+  }
 
   const out = backend.makeOutput([...attrs.inputShape], 'float32');
   const dx = heapF32(backend, out);
