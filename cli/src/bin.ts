@@ -2,6 +2,7 @@
 import { CLIENT_HELP, runClientCommand } from './client-command.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { PRIVACY_HELP, runPrivacyCommand } from './privacy-command.js';
+import { KEYHOLDER_HELP, runKeyholderCommand } from './keyholder-command.js';
 import { runServerCommand, SERVER_HELP } from './server-command.js';
 import { runTokenCommand, TOKEN_HELP } from './token-command.js';
 import { UsageError } from './args.js';
@@ -16,6 +17,7 @@ Commands:
   token      issue a JWT for a client, admin or key holder
   demo       run a complete local federation on MNIST and exit
   start      the demo that keeps serving (what npm start runs)
+  keyholder  run the key holder that decrypts only round aggregates (encrypted tasks)
   privacy    DP accountant: epsilon for a noise multiplier, or the noise for a target epsilon
 
 Run 'tessera <command> --help' for a command's options.`;
@@ -25,6 +27,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   client: { run: runClientCommand, help: CLIENT_HELP },
   token: { run: runTokenCommand, help: TOKEN_HELP },
   demo: { run: (a) => runDemoCommand(a), help: DEMO_HELP },
+  keyholder: { run: runKeyholderCommand, help: KEYHOLDER_HELP },
   privacy: { run: (a) => runPrivacyCommand(a, (l) => console.log(l)), help: PRIVACY_HELP },
   start: { run: (a) => runDemoCommand(a, { keepServing: true, port: Number(process.env.PORT ?? 8080), rounds: 5 }), help: DEMO_HELP },
 };

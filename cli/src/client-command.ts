@@ -1,5 +1,6 @@
 import { loadDataSpec, selectBackend, shardFor, TesseraClient, TfjsTrainer, type BackendPreference } from '@tessera/client-node';
-import type { SessionEvent } from '@tessera/protocol';
+import { readFileSync } from 'node:fs';
+import { ed25519JwkSchema, type Ed25519Jwk, type SessionEvent } from '@tessera/protocol';
 import { numberFlag, parseFlags, UsageError } from './args.js';
 
 export const CLIENT_HELP = `Usage: tessera client --server URL --token JWT --data SPEC [options]
@@ -16,6 +17,7 @@ Joins a task on the server and trains on local data until the task is done.
   --backend B         auto | tensorflow | wasm | cpu (default auto: fastest available)
   --threads T         wasm threads
   --task ID           join this task (default: the server's running task)
+ --keyholder-key F   the key holder's public signing key (JWK file) to trust for encrypted tasks
   --retries N         reconnection attempts before giving up (default 12, backoff up to 5 s)
   --quiet             only errors and the final line
   -h, --help          this help
@@ -37,6 +39,7 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     task: { type: 'string' },
     quiet: { type: 'boolean' },
     retries: { type: 'string' },
+    'keyholder-key': { type: 'string' },
   });
   if (f.help) {
     console.log(CLIENT_HELP);
@@ -65,6 +68,7 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     token: f.token,
     trainer,
     backendReason: choice.reason,
+    ...(f['keyholder-key'] ? { keyholderKey: readJwk(f['keyholder-key']) } : {}),
     reconnectionAttempts: numberFlag(f.retries, 'retries', 12, { min: 0, integer: true }),
     ...(f.task ? { taskId: f.task } : {}),
     onEvent: (e: SessionEvent) => say(describe(e)),
@@ -81,6 +85,14 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     return code === 'ERR_UNAUTHORIZED' || code === 'ERR_TOKEN_EXPIRED' || code === 'ERR_FORBIDDEN' || code === 'ERR_PROTOCOL_VERSION' ? 3 : 1;
   } finally {
     trainer.dispose();
+  }
+}
+
+function readJwk(file: string): Ed25519Jwk {
+  try {
+    return ed25519JwkSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (e) {
+    throw new UsageError(`--keyholder-key: ${file} is not an Ed25519 public JWK (${(e as Error).message})`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,6 +34,7 @@ Exits 0 when the task is done.
   --adaptive-clip      adapt the clip norm to the median update norm (Andrew et al. 2021)
   --epsilon-budget E   stop before a round would bring ε above E
   --delta D            δ for the accountant (default 1e-5)
+  --he                 encrypt updates with CKKS; a separate key holder process decrypts only aggregates
   --keep-serving       keep the server running after the task (npm start)
   --json               last stdout line is a JSON summary; logs go to stderr
   -h, --help           this help`;
@@ -60,6 +61,9 @@ export interface DemoSummary {
   clip?: number;
   samplingRate?: number;
   dp?: string;
+  he?: boolean;
+  bytesPerParam?: number | null;
+  encryptMicrosPerParam?: number | null;
 }
 
 function modelSpecFrom(arg: string): ModelSpec {
@@ -95,6 +99,7 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
     'keep-serving': { type: 'boolean' },
     json: { type: 'boolean' },
     dp: { type: 'string' },
+    he: { type: 'boolean' },
     'noise-multiplier': { type: 'string' },
     clip: { type: 'string' },
     'adaptive-clip': { type: 'boolean' },
@@ -131,8 +136,10 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
           ...(f['epsilon-budget'] !== undefined ? { budget: { epsilon: numberFlag(f['epsilon-budget'], 'epsilon-budget', 1, { min: 0 }), delta } } : { delta }),
         }
       : undefined;
+  const he = f.he ?? false;
   const spec: TaskSpecInput = {
     ...(privacy ? { privacy } : {}),
+    he,
     name: `demo-${modelArg.replace(/[^A-Za-z0-9]+/g, '-')}`,
     model: modelSpecFrom(modelArg),
     train: {
@@ -181,12 +188,32 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
   }
   const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
   const children: ChildProcess[] = [];
+  const pipe = (child: ChildProcess) => {
+    for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream! }).on('line', (l) => out(l));
+  };
+  let keyholder: ChildProcess | undefined;
+  let keyholderKeyFile: string | undefined;
+  if (he) {
+    // The key holder is its own process with its own key directory, outside the server's data dir.
+    const keysDir = mkdtempSync(join(tmpdir(), 'tessera-keyholder-'));
+    const token = await server.tokens.issue({ role: 'keyholder', sub: 'keyholder', tasks: [taskId], ttl: '24h' });
+    keyholder = spawn(process.execPath, [bin, 'keyholder', '--server', server.url, '--token', token, '--keys', keysDir, '--min-clients', String(spec.minClients)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    pipe(keyholder);
+    keyholderKeyFile = join(keysDir, 'keyholder-jws.pub.jwk.json');
+    const until = Date.now() + 60_000;
+    while (!existsSync(keyholderKeyFile)) {
+      if (Date.now() > until || keyholder.exitCode !== null) throw new Error('the key holder did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    out(`[demo] key holder started (keys in ${keysDir}); clients pin ${keyholderKeyFile}`);
+  }
   for (let i = 0; i < clients; i++) {
     const token = await server.tokens.issue({ role: 'client', sub: `client-${i + 1}`, tasks: [taskId], ttl: '24h' });
     const args = [bin, 'client', '--server', server.url, '--token', token, '--data', dataset, '--partition', partition, '--num-clients', String(clients), '--index', String(i), '--seed', f.seed ?? 'tessera'];
     if (f.backend) args.push('--backend', f.backend);
+    if (keyholderKeyFile) args.push('--keyholder-key', keyholderKeyFile);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream! }).on('line', (l) => out(l));
+    pipe(child);
     child.on('exit', (code) => {
       if (code !== 0) out(`[demo] client-${i + 1} exited with code ${code}`);
     });
@@ -196,6 +223,7 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
   const status = await done;
   const wallSeconds = (performance.now() - started) / 1000;
   await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  keyholder?.kill('SIGTERM');
   const runner = server.runners.get(taskId)!;
   const backends = [...new Set(server.store.listClients().map((c) => String(c.backend)))];
   const summary: DemoSummary = {
@@ -214,6 +242,17 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
     wallSeconds: Number(wallSeconds.toFixed(2)),
     status,
   };
+  if (he) {
+    const rounds = server.store.listRounds(taskId).filter((r) => r.status === 'completed');
+    const submissions = rounds.reduce((n, r) => n + (r.trainMetrics?.clients ?? 0), 0);
+    const enc = rounds.map((r) => r.trainMetrics?.train_encryptMicrosPerParam).filter((v): v is number => typeof v === 'number');
+    const params = runner.paramCount;
+    Object.assign(summary, {
+      he: true,
+      bytesPerParam: submissions ? Number((summary.bytesUp / (submissions * params)).toFixed(3)) : null,
+      encryptMicrosPerParam: enc.length ? Number((enc.reduce((a, b) => a + b, 0) / enc.length).toFixed(3)) : null,
+    });
+  }
   const reason = server.store.getTask(taskId)?.reason;
   if (reason) summary.reason = reason;
   if (runner.privacy) {
@@ -232,6 +271,7 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
   else {
     out(`\nTask ${taskId} ${status}: ${summary.rounds} rounds, ${clients} clients, backend ${summary.backend}`);
     out(`accuracy by round: ${accuracyByRound.map((a) => a?.toFixed(4)).join(' → ')}`);
+    if (summary.he) out(`encryption: CKKS, ${summary.bytesPerParam} bytes/param uploaded, ${summary.encryptMicrosPerParam} µs/param to encrypt`);
     if (summary.dp) out(`privacy (${summary.dp}): ε = ${summary.epsilon?.toFixed(4)} at δ = ${summary.delta}, z = ${summary.noiseMultiplier}, clip ${summary.clip}, q = ${summary.samplingRate}${summary.samplingRate === 1 ? ' (every connected client takes part: accounted with q = 1)' : ''}`);
     if (summary.reason) out(`stopped: ${summary.reason}`);
     out(`traffic: ${(summary.bytesUp / 1e6).toFixed(2)} MB up, ${(summary.bytesDown / 1e6).toFixed(2)} MB down; wall time ${summary.wallSeconds}s`);

@@ -5,6 +5,7 @@ import {
   TesseraError,
   type ClientToServerEvents,
   type ClientTransport,
+  type Ed25519Jwk,
   type ServerToClientEvents,
   type SessionEvent,
   type TaskDone,
@@ -26,6 +27,8 @@ export interface TesseraClientOptions {
   reconnectionAttempts?: number;
   /** Timeout for acks from the server. */
   ackTimeoutMs?: number;
+  /** The key holder's public signing key to trust (encrypted tasks). */
+  keyholderKey?: Ed25519Jwk;
 }
 
 /** The `sub` claim of a JWT, read without verifying (the server verifies; we only need our id). */
@@ -89,6 +92,7 @@ export class TesseraClient {
       ...(o.taskId ? { taskId: o.taskId } : {}),
       ...(o.backendReason ? { backendReason: o.backendReason } : {}),
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      ...(o.keyholderKey ? { keyholderKey: o.keyholderKey } : {}),
     });
     this.session = session;
     const failure = new Promise<never>((_, reject) => {

@@ -22,6 +22,13 @@ export const ErrorCode = {
   ROUND_CLOSED: 'ERR_ROUND_CLOSED',
   PRIVACY_BUDGET: 'ERR_PRIVACY_BUDGET',
   CIPHERTEXT: 'ERR_CIPHERTEXT',
+  CKKS_PARAMETERS: 'ERR_CKKS_PARAMETERS',
+  INVALID_UPDATE: 'ERR_INVALID_UPDATE',
+  KEY: 'ERR_KEY',
+  EMPTY_AGGREGATE: 'ERR_EMPTY_AGGREGATE',
+  RECEIPT: 'ERR_RECEIPT',
+  KEYHOLDER_UNAVAILABLE: 'ERR_KEYHOLDER_UNAVAILABLE',
+  REPLAY: 'ERR_REPLAY',
   INVALID_CONFIG: 'ERR_INVALID_CONFIG',
   NOT_FOUND: 'ERR_NOT_FOUND',
   INTERNAL: 'ERR_INTERNAL',
@@ -57,5 +64,8 @@ export interface ErrorBody {
 /** Converts any thrown value into an ErrorBody, hiding internals of unexpected errors. */
 export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof TesseraError) return { code: err.code, message: err.message };
+  // Crypto errors carry codes from the same list (see crypto/errors.ts).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code)) return { code: code as ErrorCode, message: err.message };
   return { code: ErrorCode.INTERNAL, message: 'internal error' };
 }

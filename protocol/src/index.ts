@@ -6,3 +6,5 @@ export * from './task.js';
 export * from './session.js';
 export * from './privacy/index.js';
 export { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from './tfjs/wasm-kernels.js';
+export * from './crypto/index.js';
+export * from './he.js';

@@ -1,8 +1,9 @@
-import { decodeTensors, encodeTensors, type NamedTensor, type TensorSpec } from './codec.js';
+import { decodeTensors, encodeTensors, flatten, type NamedTensor, type TensorSpec } from './codec.js';
 import { ErrorCode, TesseraError, type ErrorBody } from './errors.js';
 import type { ClientToServerEvents, ServerToClientEvents } from './events.js';
 import { Events } from './events.js';
 import {
+  joinChunks,
   evaluateRequestSchema,
   joinAckSchema,
   parseMessage,
@@ -19,6 +20,9 @@ import {
 } from './messages.js';
 import type { TrainConfig } from './task.js';
 import { addGaussianNoiseInPlace, clipInPlace } from './privacy/mechanism.js';
+import { generateSigningKey, HeEncryptor, signReceipt, type SigningKey } from './he.js';
+import type { LoadSealOptions } from './crypto/seal-runtime.js';
+import type { Ed25519Jwk } from './messages.js';
 
 /** Progress of local training, reported once per epoch (and optionally per batch). */
 export interface TrainProgress {
@@ -95,6 +99,12 @@ export interface ClientSessionOptions {
   taskId?: string;
   backendReason?: string;
   onEvent?: (e: SessionEvent) => void;
+  /** The key holder's signing key this client trusts (HE tasks): publications must verify against it. */
+  keyholderKey?: Ed25519Jwk;
+  /** How to load node-seal's WebAssembly (browsers pass the served wasm). */
+  sealOptions?: LoadSealOptions;
+  /** Receipt-signing key; generated per session when absent. */
+  receiptKey?: SigningKey;
   /** Overridable for protocol tests only. */
   protocolVersion?: number;
 }
@@ -118,6 +128,8 @@ export class ClientSession {
   private queue: Promise<void> = Promise.resolve();
   private latestRound = 0;
   private finished = false;
+  private receiptKey: SigningKey | undefined;
+  private he: { publication: unknown; encryptor?: HeEncryptor; error?: TesseraError } | undefined;
   bytesUp = 0;
   bytesDown = 0;
 
@@ -163,7 +175,9 @@ export class ClientSession {
 
   private async join(): Promise<void> {
     const { trainer } = this.opts;
+    this.receiptKey ??= this.opts.receiptKey ?? (await generateSigningKey());
     const ack = await this.opts.transport.emitWithAck(Events.JOIN, {
+      receiptKey: this.receiptKey.jwk,
       protocolVersion: this.opts.protocolVersion ?? PROTOCOL_VERSION,
       clientId: this.opts.clientId,
       platform: this.opts.platform,
@@ -193,6 +207,16 @@ export class ClientSession {
       this.loadedTopology = msg.topology;
     }
     this.opts.trainer.setWeights(decodeTensors(msg.weights, { requireFinite: true }));
+    if (msg.he && this.he?.publication !== msg.he.signature) {
+      this.he?.encryptor?.dispose();
+      this.he = { publication: msg.he.signature };
+      try {
+        this.he.encryptor = await HeEncryptor.create(msg.he, this.opts.keyholderKey, this.opts.sealOptions);
+      } catch (e) {
+        this.he.error = e instanceof TesseraError ? e : new TesseraError(ErrorCode.KEY, `cannot use the key holder's key: ${(e as Error).message}`);
+        this.emit({ type: 'error', error: { code: this.he.error.code, message: `refusing to encrypt: ${this.he.error.message}` } });
+      }
+    }
     this.emit({ type: 'task', taskId: msg.taskId, name: msg.name, modelVersion: msg.modelVersion, totalRounds: msg.totalRounds });
   }
 
@@ -202,6 +226,11 @@ export class ClientSession {
     // A newer round was announced while we were busy: this one is already over for us.
     if (round.roundId < this.latestRound) return;
     this.bytesDown += round.weights.data.byteLength;
+    if (this.task.he && !this.he?.encryptor) {
+      // An encrypted task whose key holder key does not verify: never send the update in any form.
+      this.emit({ type: 'rejected', roundId: round.roundId, error: { code: ErrorCode.KEY, message: `not taking part: ${this.he?.error?.message ?? 'no verified key holder key'}` } });
+      return;
+    }
     this.emit({ type: 'round-start', roundId: round.roundId, modelVersion: round.modelVersion, deadline: round.deadline });
     const global = decodeTensors(round.weights, { expected: this.manifest, requireFinite: true });
     const trainer = this.opts.trainer;
@@ -222,14 +251,31 @@ export class ClientSession {
       if (round.privacy.noiseStd > 0) addGaussianNoiseInPlace(values, round.privacy.noiseStd);
       dp = { belowClip: !clip.clipped };
     }
-    const update = await (this.opts.pipeline ?? plainPipeline).prepare(delta, { round, numExamples: result.numExamples });
-    const bytes = update.kind === 'plain' ? update.tensors.data.byteLength : 0;
+    let update: Parameters<ClientToServerEvents['submit']>[0]['update'];
+    let numExamples = result.numExamples;
+    let metrics = result.metrics;
+    const encryptor = this.he?.encryptor;
+    if (this.task.he && encryptor) {
+      // Weighting without revealing counts: the count multiplies the update inside the ciphertext
+      // and travels in a spare slot; with DP every client weighs 1 (bounded sensitivity).
+      const flat = flatten(delta);
+      const t0 = performance.now();
+      const ciphertexts = encryptor.encrypt(flat, round.privacy ? 1 : result.numExamples);
+      const micros = ((performance.now() - t0) * 1000) / flat.length;
+      const receipt = await signReceipt(this.receiptKey!, { taskId: round.taskId, roundId: round.roundId, clientId: this.opts.clientId }, ciphertexts);
+      update = { kind: 'ckks', ciphertexts: joinChunks(ciphertexts), receipt };
+      numExamples = 1;
+      metrics = { encryptMicrosPerParam: micros, ...(result.metrics.trainSeconds !== undefined ? { trainSeconds: result.metrics.trainSeconds } : {}) };
+    } else {
+      update = await (this.opts.pipeline ?? plainPipeline).prepare(delta, { round, numExamples: result.numExamples });
+    }
+    const bytes = update.kind === 'plain' ? update.tensors.data.byteLength : update.ciphertexts.data.byteLength;
     const ack = await this.opts.transport.emitWithAck(Events.SUBMIT, {
       taskId: round.taskId,
       roundId: round.roundId,
       baseModelVersion: round.modelVersion,
-      numExamples: result.numExamples,
-      metrics: result.metrics,
+      numExamples,
+      metrics,
       update,
       ...(dp ? { dp } : {}),
     });

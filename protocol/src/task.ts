@@ -51,6 +51,8 @@ export const taskSpecSchema = z
     strategy: strategySpecSchema.default({ name: 'fedavg', options: {} }),
     /** Reject plaintext updates whose L2 norm exceeds this bound (ERR_NORM_BOUND). */
     maxUpdateNorm: z.number().positive().optional(),
+    /** Encrypt updates with CKKS; a separate key holder decrypts only round aggregates. */
+    he: z.boolean().default(false),
     /** Client-level differential privacy (DP-FedAvg); absent or mode 'off' = none. */
     privacy: privacyConfigSchema.optional(),
     /** Stop the task as failed after this many failed rounds in a row. */

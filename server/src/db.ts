@@ -78,9 +78,12 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
   task_id TEXT NOT NULL, round_id INTEGER NOT NULL, sampling_rate REAL NOT NULL, noise_multiplier REAL NOT NULL,
   clip_norm REAL NOT NULL, next_clip_norm REAL NOT NULL, epsilon REAL NOT NULL, delta REAL NOT NULL,
   rdp_order REAL, at INTEGER NOT NULL, PRIMARY KEY (task_id, round_id));
+CREATE TABLE IF NOT EXISTS he_publications (
+  task_id TEXT PRIMARY KEY, params TEXT NOT NULL, public_key BLOB NOT NULL, keyholder_jwk TEXT NOT NULL,
+  signature TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-  target TEXT, details TEXT);
+  target TEXT, details TEXT, ip TEXT);
 `;
 
 type Row = Record<string, unknown>;
@@ -100,6 +103,8 @@ export class Store {
     this.db = new DatabaseSync(join(dataDir, 'tessera.db'));
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
     this.db.exec(SCHEMA);
+    // Databases created before the audit log recorded where an action came from.
+    if (!(this.db.prepare('PRAGMA table_info(audit)').all() as Row[]).some((c) => c.name === 'ip')) this.db.exec('ALTER TABLE audit ADD COLUMN ip TEXT');
   }
 
   close(): void {
@@ -241,6 +246,23 @@ export class Store {
     }));
   }
 
+  /** The key holder's public material for an HE task (public key only: the server never sees a secret key). */
+  putHePublication(taskId: string, pub: { params: unknown; publicKey: Uint8Array; keyholderJwk: unknown; signature: string }): void {
+    this.db
+      .prepare(
+        `INSERT INTO he_publications (task_id, params, public_key, keyholder_jwk, signature, at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(task_id) DO UPDATE SET params = excluded.params, public_key = excluded.public_key,
+         keyholder_jwk = excluded.keyholder_jwk, signature = excluded.signature, at = excluded.at`,
+      )
+      .run(taskId, JSON.stringify(pub.params), pub.publicKey, JSON.stringify(pub.keyholderJwk), pub.signature, Date.now());
+  }
+
+  getHePublication(taskId: string): { params: unknown; publicKey: Uint8Array; keyholderJwk: unknown; signature: string } | undefined {
+    const r = this.db.prepare('SELECT * FROM he_publications WHERE task_id = ?').get(taskId) as Row | undefined;
+    if (!r) return undefined;
+    return { params: JSON.parse(str(r.params)), publicKey: r.public_key as Uint8Array, keyholderJwk: JSON.parse(str(r.keyholder_jwk)), signature: str(r.signature) };
+  }
+
   failRound(taskId: string, roundId: number, reason: string): void {
     this.db.prepare('UPDATE rounds SET status = ?, ended_at = ?, reason = ? WHERE task_id = ? AND round_id = ?').run('failed', Date.now(), reason, taskId, roundId);
   }
@@ -250,10 +272,10 @@ export class Store {
   }
 
   /** Rounds left open by a crash become 'interrupted'; the task resumes from its checkpoint pointer. */
-  markInterrupted(taskId: string): number {
+  markInterrupted(taskId: string, reason = 'server restarted'): number {
     const r = this.db
-      .prepare("UPDATE rounds SET status = 'interrupted', ended_at = ?, reason = 'server restarted' WHERE task_id = ? AND status IN ('training', 'aggregating')")
-      .run(Date.now(), taskId);
+      .prepare("UPDATE rounds SET status = 'interrupted', ended_at = ?, reason = ? WHERE task_id = ? AND status IN ('training', 'aggregating')")
+      .run(Date.now(), reason, taskId);
     return Number(r.changes);
   }
 
@@ -302,10 +324,11 @@ export class Store {
     return Object.fromEntries(rows.map((r) => [str(r.code), num(r.n)]));
   }
 
-  audit(actor: string, action: string, target: string | null, details?: unknown): void {
+  /** Appends to the audit log: who (actor), what (action, target, details), when, and from where (ip). */
+  audit(actor: string, action: string, target: string | null, details?: unknown, ip?: string | null): void {
     this.db
-      .prepare('INSERT INTO audit (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)')
-      .run(Date.now(), actor, action, target, details === undefined ? null : JSON.stringify(details));
+      .prepare('INSERT INTO audit (at, actor, action, target, details, ip) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(Date.now(), actor, action, target, details === undefined ? null : JSON.stringify(details), ip ?? null);
   }
 
   listAudit(limit = 200): Row[] {

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '@tessera/protocol';
+import type { ClientToServerEvents, Ed25519Jwk, ServerToClientEvents } from '@tessera/protocol';
 import type { Claims } from './auth.js';
 
 export interface SocketData {
@@ -19,6 +19,8 @@ export interface ConnectedClient {
   backend: string;
   numTrainExamples: number;
   numTestExamples: number;
+  /** Receipt-signing key registered at join (encrypted tasks). */
+  receiptKey?: Ed25519Jwk;
   socket: TesseraSocket;
   joinedAt: number;
 }

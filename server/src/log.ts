@@ -1,4 +1,6 @@
-/** Minimal structured logger: human lines by default, JSON lines with TESSERA_LOG_FORMAT=json. */
+import { createPinoLogger } from './log-pino.js';
+
+/** Minimal structured logger: human lines by default, JSON lines (pino, secrets redacted) with TESSERA_LOG_FORMAT=json. */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -11,6 +13,7 @@ type Level = 'info' | 'warn' | 'error';
 /** Creates a logger writing to `write` (stdout by default). `silent` drops everything (tests). */
 export function createLogger(opts: { silent?: boolean; json?: boolean; write?: (line: string) => void; bindings?: Record<string, unknown> } = {}): Logger {
   const json = opts.json ?? process.env.TESSERA_LOG_FORMAT === 'json';
+  if (json && !opts.silent) return createPinoLogger({ ...(opts.write ? { write: opts.write } : {}), ...(opts.bindings ? { bindings: opts.bindings } : {}) });
   const write = opts.write ?? ((line: string) => process.stdout.write(line + '\n'));
   const bindings = opts.bindings ?? {};
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {

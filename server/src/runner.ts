@@ -1,5 +1,17 @@
 import { randomInt } from 'node:crypto';
 import {
+  CiphertextAccumulator,
+  ciphertextCount,
+  createCkksContext,
+  decryptAckSchema,
+  hePublicationSchema,
+  joinChunks,
+  loadSeal,
+  parseMessage,
+  sha256Hex,
+  verifyReceipt,
+  type CkksContext,
+  type HePublication,
   decodeTensors,
   encodeTensors,
   ErrorCode,
@@ -16,13 +28,20 @@ import {
   type TensorSpec,
 } from '@tessera/protocol';
 import type { Store } from './db.js';
-import type { ClientHub, ConnectedClient } from './hub.js';
+import type { ClientHub, ConnectedClient, TesseraSocket } from './hub.js';
 import type { Logger } from './log.js';
 import { PrivacyLedger } from './privacy-ledger.js';
 import { averageMetrics } from './strategies/fedavg.js';
 import type { CandidateClient, EvaluateRes, Failure, FitResult, Strategy } from './strategies/index.js';
 
-export type RoundState = 'waiting' | 'training' | 'aggregating' | 'evaluating' | 'done' | 'failed' | 'stopped';
+let sealRuntime: ReturnType<typeof loadSeal> | undefined;
+/** node-seal, loaded once per server process (only for encrypted tasks). */
+function seal() {
+  sealRuntime ??= loadSeal();
+  return sealRuntime;
+}
+
+export type RoundState = 'waiting' | 'training' | 'aggregating' | 'evaluating' | 'done' | 'failed' | 'stopped' | 'paused' | 'aborted';
 
 /** Uniform sample of k items without replacement, from node:crypto (partial Fisher–Yates). */
 export function pickUniform<T>(k: number, from: readonly T[]): T[] {
@@ -73,6 +92,15 @@ export class TaskRunner {
   private samplingRate = 1;
   /** The task's DP state (accountant, clip norm, budget), when DP is on. */
   readonly privacy: PrivacyLedger | undefined;
+  /** Encrypted tasks: the key holder's publication, its live socket, this round's running sum and receipts. */
+  private he: {
+    publication?: HePublication;
+    ctx?: CkksContext;
+    keyholder?: TesseraSocket;
+    acc?: CiphertextAccumulator;
+    receipts: Map<string, { receiptKey: NonNullable<ConnectedClient['receiptKey']>; receipt: string }>;
+    pending: Set<string>;
+  } = { receipts: new Map(), pending: new Set() };
   private failures = new Map<string, Failure>();
   private evalCohort = new Set<string>();
   private evalResults = new Map<string, EvaluateRes>();
@@ -103,6 +131,48 @@ export class TaskRunner {
     this.maxPayloadBytes = maxPayloadBytesFor(manifest);
     const p = spec.privacy;
     this.privacy = p && p.mode !== 'off' ? new PrivacyLedger(store, taskId, p, spec.clientsPerRound, spec.minClients) : undefined;
+  }
+
+  /** Loads the stored key holder publication (after a restart), so clients get it on join. */
+  async restoreHe(): Promise<void> {
+    if (!this.spec.he) return;
+    const stored = this.store.getHePublication(this.taskId);
+    if (stored) await this.usePublication(hePublicationSchema.parse(stored));
+  }
+
+  private async usePublication(pub: HePublication): Promise<void> {
+    const { seal: module } = await seal();
+    let ctx: CkksContext;
+    try {
+      ctx = createCkksContext(module, pub.params);
+    } catch (e) {
+      throw new TesseraError(ErrorCode.CKKS_PARAMETERS, `key holder parameters rejected: ${(e as Error).message}`);
+    }
+    if (this.he.ctx && this.state !== 'training') this.he.ctx.dispose();
+    this.he.ctx = ctx;
+    this.he.publication = pub;
+  }
+
+  /** The key holder (re)published its key: persist it, hand it to clients, and keep its socket for decryption. */
+  async setKeyholder(socket: TesseraSocket, pub: HePublication): Promise<void> {
+    if (!this.spec.he) throw new TesseraError(ErrorCode.INVALID_MESSAGE, `task ${this.taskId} is not encrypted`);
+    const changed = this.he.publication?.signature !== pub.signature;
+    if (changed) {
+      if (this.state === 'training') throw new TesseraError(ErrorCode.ROUND_CLOSED, 'a round is in progress under the current key; republish between rounds');
+      await this.usePublication(pub);
+      this.store.putHePublication(this.taskId, pub);
+    }
+    this.he.keyholder = socket;
+    this.log.info(`key holder ${socket.data.claims.sub} connected${changed ? ' and published its public key' : ''}`, { params: pub.params });
+    if (changed) for (const c of this.hub.forTask(this.taskId)) this.assign(c);
+    this.wake();
+  }
+
+  keyholderLeft(socket: TesseraSocket): void {
+    if (this.he.keyholder?.id === socket.id) {
+      this.he.keyholder = undefined;
+      this.log.warn('key holder disconnected');
+    }
   }
 
   status(): RunnerStatus {
@@ -141,6 +211,7 @@ export class TaskRunner {
       train: this.spec.train,
       maxPayloadBytes: this.maxPayloadBytes,
       totalRounds: this.spec.rounds,
+      ...(this.he.publication ? { he: this.he.publication } : {}),
     });
     this.wake();
   }
@@ -153,6 +224,20 @@ export class TaskRunner {
     }
     if (this.state === 'evaluating') this.evalCohort.delete(clientId);
     this.wake();
+  }
+
+  /** Admin pause: stops orchestrating without ending the task (a new runner resumes it from its checkpoint). */
+  pause(): void {
+    this.stop();
+    this.state = 'paused';
+  }
+
+  /** Admin abort: ends the task for good; an open round fails, clients get task:done 'aborted'. */
+  abort(reason = 'aborted by an admin'): void {
+    const open = this.state === 'training' || this.state === 'aggregating';
+    this.stop();
+    if (open) this.store.failRound(this.taskId, this.roundId, reason);
+    this.finish('aborted', reason);
   }
 
   stop(): void {
@@ -196,6 +281,11 @@ export class TaskRunner {
     this.log.info(`task ${this.taskId} running`, { completedRounds: this.completedRounds, rounds: this.spec.rounds, modelVersion: this.modelVersion });
     while (!this.stopped && this.completedRounds < this.spec.rounds) {
       this.state = 'waiting';
+      if (this.spec.he && !this.he.publication) {
+        this.log.info('waiting for the key holder to publish its public key');
+        await this.waitUntil(() => this.he.publication !== undefined, Date.now() + this.spec.waitForClientsSeconds * 1000);
+        continue;
+      }
       const eligible = () => this.candidates((c) => c.numTrainExamples > 0).length;
       const target = Math.max(this.spec.waitForClients ?? this.spec.minClients, this.spec.minClients);
       // Wait for the target head-count, but settle for minClients once the wait is over.
@@ -220,7 +310,7 @@ export class TaskRunner {
     if (!this.stopped) this.finish('done');
   }
 
-  private finish(status: 'done' | 'failed' | 'stopped', reason?: string): void {
+  private finish(status: 'done' | 'failed' | 'stopped' | 'aborted', reason?: string): void {
     this.state = status;
     this.store.setTaskStatus(this.taskId, status, reason ?? null);
     this.log.info(`task ${this.taskId} ${status}`, { modelVersion: this.modelVersion, completedRounds: this.completedRounds, ...(reason ? { reason } : {}) });
@@ -253,6 +343,12 @@ export class TaskRunner {
     this.cohort = new Set(chosen.map((c) => c.clientId));
     this.accepted = new Map();
     this.belowClip = new Map();
+    if (this.spec.he) {
+      this.he.acc?.dispose();
+      this.he.acc = new CiphertextAccumulator(this.he.ctx!, this.paramCount);
+      this.he.receipts = new Map();
+      this.he.pending = new Set();
+    }
     this.failures = new Map();
     this.deadline = Date.now() + spec.roundDeadlineSeconds * 1000;
     this.store.startRound(this.taskId, roundId, this.modelVersion, [...this.cohort]);
@@ -288,7 +384,13 @@ export class TaskRunner {
     }
     let out;
     try {
-      out = this.privacy ? this.aggregatePrivately(roundId, results, failures) : this.strategy.aggregate(roundId, this.global, results, failures);
+      if (this.spec.he) {
+        const sum = await this.decryptAggregate(roundId, results.length);
+        if (!sum) return this.failRound(roundId, 'the key holder did not decrypt the aggregate before the deadline');
+        out = this.aggregateDecrypted(roundId, sum, results, failures);
+      } else {
+        out = this.privacy ? this.aggregatePrivately(roundId, results, failures) : this.strategy.aggregate(roundId, this.global, results, failures);
+      }
     } catch (e) {
       return this.failRound(roundId, `aggregation failed: ${(e as Error).message}`);
     }
@@ -336,6 +438,56 @@ export class TaskRunner {
     return { weights: out.weights, metrics: { ...averageMetrics(results), clients: results.length, numExamples: results.reduce((n, r) => n + r.numExamples, 0) } };
   }
 
+  /**
+   * Sends the round's ciphertext sum and the contributors' receipts to the key holder and waits
+   * (until the round deadline) for Σwᵢ·Δᵢ and Σwᵢ. The key holder never sees an individual ciphertext.
+   */
+  private async decryptAggregate(roundId: number, contributors: number): Promise<{ values: Float64Array; weight: number } | undefined> {
+    const deadline = Math.max(this.deadline ?? 0, Date.now() + 1000);
+    const aggregate = this.he.acc!.result();
+    const receipts = [...this.he.receipts].map(([clientId, r]) => ({ clientId, receiptKey: r.receiptKey, receipt: r.receipt }));
+    for (;;) {
+      await this.waitUntil(() => this.he.keyholder?.connected === true, deadline);
+      const kh = this.he.keyholder;
+      if (!kh?.connected || this.stopped) return undefined;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      try {
+        const raw: unknown = await kh.timeout(left).emitWithAck('keyholder:decrypt', { taskId: this.taskId, roundId, length: this.paramCount, aggregate: joinChunks(aggregate), receipts });
+        const ack = parseMessage(decryptAckSchema, raw, 'decryption result');
+        if (!ack.ok) {
+          this.log.warn(`key holder refused to decrypt round ${roundId}: ${ack.error.code} ${ack.error.message}`);
+          return undefined;
+        }
+        const bytes = ack.values;
+        if (bytes.byteLength !== this.paramCount * 8) throw new TesseraError(ErrorCode.INVALID_MESSAGE, 'decrypted aggregate has the wrong length');
+        const values = new Float64Array(new Uint8Array(bytes).buffer);
+        this.log.info(`round ${roundId}: key holder decrypted the sum of ${contributors} encrypted updates`, { weight: ack.weight });
+        return { values, weight: ack.weight };
+      } catch (e) {
+        if (e instanceof TesseraError) throw e;
+        if (kh.connected) return undefined; // timed out while connected: the deadline has passed
+        // The key holder dropped mid-request: wait for it to come back within the deadline.
+      }
+    }
+  }
+
+  /** From the decrypted Σwᵢ·Δᵢ to the next model: FedAvg's mean, or DP-FedAvg's fixed-denominator mean with central noise. */
+  private aggregateDecrypted(roundId: number, sum: { values: Float64Array; weight: number }, results: readonly FitResult[], failures: readonly Failure[]) {
+    const n = this.paramCount;
+    const avg = new Float32Array(n);
+    if (this.privacy) {
+      const noise = this.privacy.centralNoise(n);
+      const m = this.spec.clientsPerRound;
+      for (let i = 0; i < n; i++) avg[i] = (sum.values[i]! + (noise ? noise[i]! : 0)) / m;
+    } else {
+      if (!(sum.weight > 0)) throw new TesseraError(ErrorCode.INVALID_MESSAGE, 'decrypted weight is not positive');
+      for (let i = 0; i < n; i++) avg[i] = sum.values[i]! / sum.weight;
+    }
+    const out = this.strategy.aggregate(roundId, this.global, [{ clientId: 'he-aggregate', numExamples: 1, delta: avg, metrics: {} }], failures);
+    return { weights: out.weights, metrics: { ...averageMetrics(results), clients: results.length, numExamples: Math.round(sum.weight) } };
+  }
+
   private failRound(roundId: number, reason: string): 'failed' {
     this.store.failRound(this.taskId, roundId, reason);
     this.log.warn(`round ${roundId} failed: ${reason}; model stays at v${this.modelVersion}`);
@@ -378,7 +530,7 @@ export class TaskRunner {
   }
 
   /** Validates a submission against the round and the model; throws TesseraError with the reason's code. */
-  submit(client: ConnectedClient, sub: Submission): void {
+  async submit(client: ConnectedClient, sub: Submission): Promise<void> {
     if (sub.taskId !== this.taskId) throw new TesseraError(ErrorCode.UNKNOWN_TASK, `client is in task ${this.taskId}, not ${sub.taskId}`);
     if (this.roundId === 0) throw new TesseraError(ErrorCode.UNKNOWN_ROUND, `no round has started for task ${this.taskId}`);
     if (sub.roundId > this.roundId) throw new TesseraError(ErrorCode.FUTURE_ROUND, `round ${sub.roundId} has not started (current ${this.roundId})`);
@@ -388,11 +540,17 @@ export class TaskRunner {
       throw new TesseraError(ErrorCode.STALE_MODEL, `update is based on model v${sub.baseModelVersion}, current is v${this.modelVersion}`);
     }
     if (!this.cohort.has(client.clientId)) throw new TesseraError(ErrorCode.NOT_IN_COHORT, `${client.clientId} was not selected for round ${sub.roundId}`);
-    if (this.accepted.has(client.clientId)) throw new TesseraError(ErrorCode.DUPLICATE_SUBMISSION, `${client.clientId} already submitted in round ${sub.roundId}`);
+    if (this.accepted.has(client.clientId) || this.he.pending.has(client.clientId)) {
+      throw new TesseraError(ErrorCode.DUPLICATE_SUBMISSION, `${client.clientId} already submitted in round ${sub.roundId}`);
+    }
+    if (this.spec.he !== (sub.update.kind === 'ckks')) {
+      throw new TesseraError(ErrorCode.INVALID_MESSAGE, this.spec.he ? 'this task takes encrypted (ckks) updates only' : 'this task takes plaintext updates only');
+    }
+    if (sub.update.kind === 'ckks') return this.submitEncrypted(client, sub, sub.update);
     if (sub.numExamples > client.numTrainExamples) {
       throw new TesseraError(ErrorCode.INVALID_MESSAGE, `numExamples ${sub.numExamples} exceeds the ${client.numTrainExamples} examples declared at join`);
     }
-    const update = sub.update;
+    const update = sub.update as Extract<Submission['update'], { kind: 'plain' }>;
     const bytes = update.tensors.data.byteLength;
     this.traffic.bytesUp += bytes;
     if (bytes > this.maxPayloadBytes) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `update of ${bytes} bytes exceeds the task's limit of ${this.maxPayloadBytes}`);
@@ -417,6 +575,44 @@ export class TaskRunner {
     }
     this.accepted.set(client.clientId, { clientId: client.clientId, numExamples: sub.numExamples, delta, metrics: sub.metrics });
     this.log.info(`round ${this.roundId}: update from ${client.clientId} accepted`, { numExamples: sub.numExamples, accepted: this.accepted.size, cohort: this.cohort.size });
+    this.wake();
+  }
+
+  private async submitEncrypted(client: ConnectedClient, sub: Submission, update: Extract<Submission['update'], { kind: 'ckks' }>): Promise<void> {
+    const ctx = this.he.ctx!;
+    const bytes = update.ciphertexts.reduce((n, c) => n + c.byteLength, 0);
+    const expected = ciphertextCount(this.paramCount, ctx.slotCount);
+    // Bit-packed ciphertexts: 2 polynomials × N coefficients × data-modulus bits, plus headers.
+    const limit = expected * (2 * ctx.params.polyModulusDegree * 8 * Math.max(1, ctx.params.coeffModulusBits.length - 1) + 4096);
+    this.traffic.bytesUp += bytes;
+    if (bytes > limit) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `encrypted update of ${bytes} bytes exceeds the task's limit of ${limit}`);
+    if (update.ciphertexts.length !== expected) throw new TesseraError(ErrorCode.CIPHERTEXT, `expected ${expected} ciphertexts, got ${update.ciphertexts.length}`);
+    if (!client.receiptKey) throw new TesseraError(ErrorCode.RECEIPT, 'no receipt key was registered at join');
+    const roundId = this.roundId;
+    this.he.pending.add(client.clientId);
+    try {
+      const payload = await verifyReceipt(client.receiptKey, update.receipt);
+      if (payload.taskId !== this.taskId || payload.roundId !== sub.roundId || payload.clientId !== client.clientId) {
+        throw new TesseraError(ErrorCode.RECEIPT, 'receipt is for another task, round or client');
+      }
+      const hashes = await Promise.all(update.ciphertexts.map(sha256Hex));
+      if (payload.ciphertexts.length !== hashes.length || hashes.some((h, i) => h !== payload.ciphertexts[i])) {
+        throw new TesseraError(ErrorCode.RECEIPT, 'receipt does not match the submitted ciphertexts');
+      }
+      // The round may have closed while we verified.
+      if (this.roundId !== roundId || this.state !== 'training') throw new TesseraError(ErrorCode.ROUND_CLOSED, `round ${sub.roundId} no longer accepts updates`);
+      try {
+        this.he.acc!.add(update.ciphertexts); // all or nothing: a bad ciphertext leaves the sum as it was
+      } catch (e) {
+        throw new TesseraError(ErrorCode.CIPHERTEXT, (e as Error).message);
+      }
+    } finally {
+      this.he.pending.delete(client.clientId);
+    }
+    this.he.receipts.set(client.clientId, { receiptKey: client.receiptKey, receipt: update.receipt });
+    if (this.privacy && sub.dp) this.belowClip.set(client.clientId, sub.dp.belowClip);
+    this.accepted.set(client.clientId, { clientId: client.clientId, numExamples: 1, delta: new Float32Array(0), metrics: sub.metrics });
+    this.log.info(`round ${this.roundId}: encrypted update from ${client.clientId} accepted`, { ciphertexts: update.ciphertexts.length, bytes, accepted: this.accepted.size, cohort: this.cohort.size });
     this.wake();
   }
 

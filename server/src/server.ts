@@ -8,6 +8,7 @@ import {
   ErrorCode,
   Events,
   evaluateResultSchema,
+  hePublicationSchema,
   flatten,
   joinRequestSchema,
   parseMessage,
@@ -20,6 +21,7 @@ import {
   type TaskSpec,
   type TaskSpecInput,
 } from '@tessera/protocol';
+import { AdminModule, type AdminOptions } from './admin/index.js';
 import { scopeAllows, TokenAuthority, type Claims, type Role } from './auth.js';
 import { Store, type TaskRow } from './db.js';
 import { ClientHub, type ConnectedClient, type TesseraServer, type TesseraSocket } from './hub.js';
@@ -42,6 +44,8 @@ export interface ServerOptions {
   staticRoutes?: Record<string, string>;
   /** Hooks for the demo and tests (round ended, evaluation done, task finished). */
   events?: RunnerEvents & { taskId?: string };
+  /** Console, enrollment, rate limits, CORS, metrics (server/src/admin). */
+  admin?: AdminOptions;
 }
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -64,6 +68,8 @@ export class TesseraServerApp {
   readonly rejectionCounts = new Map<string, number>();
   private readonly runs = new Map<string, Promise<void>>();
   private closed = false;
+  /** Console, enrollment and revocation, task lifecycle, metrics (set in start()). */
+  admin!: AdminModule;
 
   private constructor(
     readonly http: HttpServer,
@@ -85,6 +91,7 @@ export class TesseraServerApp {
     const http = createServer(app);
     const io: TesseraServer = new Server(http, { maxHttpBufferSize: opts.maxHttpBufferSize ?? 64 * 1024 * 1024, serveClient: false });
     const server = new TesseraServerApp(http, io, store, tokens, log, dataDir, opts);
+    server.admin = await AdminModule.create(server, opts.admin);
     server.routes(app);
     server.sockets();
     server.resumeTasks();
@@ -106,7 +113,7 @@ export class TesseraServerApp {
   }
 
   /** Validates a task spec, builds its model and starts orchestrating it. Returns its id. */
-  async createTask(input: TaskSpecInput | unknown, actor = 'system'): Promise<string> {
+  async createTask(input: TaskSpecInput | unknown, actor = 'system', opts: { start?: boolean; ip?: string | null } = {}): Promise<string> {
     const r = taskSpecSchema.safeParse(input);
     if (!r.success) {
       const issue = r.error.issues[0];
@@ -119,9 +126,11 @@ export class TesseraServerApp {
     const flat = flatten(model.weights);
     const manifest = model.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' as const }));
     this.store.createTask({ id, name: spec.name, spec, topology: model.topology }, { taskId: id, version: 0, roundId: null, manifest, data: new Uint8Array(flat.buffer) });
-    this.store.audit(actor, 'task.create', id, { name: spec.name, rounds: spec.rounds });
+    this.store.audit(actor, 'task.create', id, { name: spec.name, rounds: spec.rounds }, opts.ip);
     this.log.info(`task ${id} created`, { name: spec.name, parameters: flat.length, rounds: spec.rounds });
-    this.launch(this.store.getTask(id)!);
+    if (opts.start === false) this.store.setTaskStatus(id, 'paused', 'created, not started');
+    else this.launch(this.store.getTask(id)!);
+    this.admin?.live.tasksChanged(id, opts.start === false ? 'paused' : 'running');
     return id;
   }
 
@@ -134,13 +143,14 @@ export class TesseraServerApp {
     }
   }
 
-  private launch(t: TaskRow): void {
+  /** Starts a runner for a task from its current checkpoint (also how the console resumes a paused task). */
+  launch(t: TaskRow): void {
     const spec = taskSpecSchema.parse(JSON.parse(t.spec));
     const ckpt = this.store.getCheckpoint(t.id, t.modelVersion);
     if (!ckpt) throw new Error(`task ${t.id}: checkpoint v${t.modelVersion} missing`);
     const weights = flatten(decodeTensors({ manifest: ckpt.manifest, data: ckpt.data }));
     const ev = this.opts.events;
-    const events = ev && (ev.taskId === undefined || ev.taskId === t.id) ? ev : {};
+    const events = this.admin.runnerEvents(t.id, ev && (ev.taskId === undefined || ev.taskId === t.id) ? ev : {});
     const runner = new TaskRunner(
       t.id,
       spec,
@@ -156,7 +166,10 @@ export class TesseraServerApp {
     this.runners.set(t.id, runner);
     // Clients already connected to this task (e.g. after a restart) get their assignment.
     for (const c of this.hub.forTask(t.id)) runner.assign(c);
-    const p = runner.run().catch((e: unknown) => {
+    const p = runner
+      .restoreHe()
+      .then(() => runner.run())
+      .catch((e: unknown) => {
       this.log.error(`task ${t.id} stopped on an internal error: ${(e as Error).stack ?? String(e)}`);
       this.store.setTaskStatus(t.id, 'failed', `internal error: ${(e as Error).message}`);
     });
@@ -216,9 +229,9 @@ export class TesseraServerApp {
 
     socket.on(Events.JOIN, (raw, ack) => reply(ack, { roundId: null }, () => this.join(socket, raw)));
     socket.on(Events.SUBMIT, (raw, ack) =>
-      reply(ack, { roundId: roundOf(raw) }, () => {
+      reply(ack, { roundId: roundOf(raw) }, async () => {
         const { client, runner } = this.joined(socket);
-        runner.submit(client, parseMessage(submissionSchema, raw, 'submission'));
+        await runner.submit(client, parseMessage(submissionSchema, raw, 'submission'));
         return {};
       }),
     );
@@ -229,7 +242,21 @@ export class TesseraServerApp {
         return {};
       }),
     );
+    socket.on(Events.KEYHOLDER_PUBLISH, (raw, ack) =>
+      reply(ack, { roundId: null }, async () => {
+        const claims = socket.data.claims;
+        if (claims.role !== 'keyholder') throw new TesseraError(ErrorCode.FORBIDDEN, `role ${claims.role} cannot publish key holder keys`);
+        const pub = parseMessage(hePublicationSchema, raw, 'key holder publication');
+        const runners = [...this.runners.values()].filter((r) => r.spec.he && scopeAllows(claims, r.taskId) && r.state !== 'done' && r.state !== 'failed');
+        if (runners.length === 0) throw new TesseraError(ErrorCode.UNKNOWN_TASK, 'no running encrypted task this key holder may serve');
+        for (const r of runners) await r.setKeyholder(socket, pub);
+        socket.data.taskId = runners[0]!.taskId;
+        this.store.audit(claims.sub, 'keyholder.publish', runners.map((r) => r.taskId).join(','), { params: pub.params });
+        return {};
+      }),
+    );
     socket.on('disconnect', (reason) => {
+      if (socket.data.claims.role === 'keyholder') for (const r of this.runners.values()) r.keyholderLeft(socket);
       const id = socket.data.clientId;
       if (!id) return;
       const c = this.hub.remove(id, socket.id);
@@ -260,7 +287,7 @@ export class TesseraServerApp {
     if (req.clientId !== claims.sub) throw new TesseraError(ErrorCode.FORBIDDEN, `client id ${req.clientId} does not match the token's subject`);
     let taskId = req.taskId;
     if (taskId === undefined) {
-      taskId = [...this.runners.values()].find((r) => r.state !== 'done' && r.state !== 'failed' && scopeAllows(claims, r.taskId))?.taskId;
+      taskId = [...this.runners.values()].find((r) => !['done', 'failed', 'stopped', 'aborted'].includes(r.state) && scopeAllows(claims, r.taskId))?.taskId;
       if (!taskId) throw new TesseraError(ErrorCode.UNKNOWN_TASK, 'no running task this token may join');
     }
     const runner = this.runners.get(taskId);
@@ -273,6 +300,7 @@ export class TesseraServerApp {
       backend: req.backend,
       numTrainExamples: req.numTrainExamples,
       numTestExamples: req.numTestExamples,
+      ...(req.receiptKey ? { receiptKey: req.receiptKey } : {}),
       socket,
       joinedAt: Date.now(),
     };
@@ -289,15 +317,14 @@ export class TesseraServerApp {
 
   private routes(app: express.Express): void {
     app.disable('x-powered-by');
+    this.admin.mountPublic(app);
     app.use(express.json({ limit: '32mb' }));
     app.get('/healthz', (_req, res) => {
       res.json({ ok: true, protocolVersion: PROTOCOL_VERSION, tasks: this.runners.size, clients: this.hub.all().length });
     });
     const admin = (req: Request, _res: Response, next: NextFunction) => {
-      const h = req.header('authorization') ?? '';
-      const token = h.startsWith('Bearer ') ? h.slice(7) : undefined;
-      this.tokens
-        .verify(token, 'admin')
+      this.admin
+        .authenticate(req)
         .then((claims) => {
           res_locals(req).claims = claims;
           next();
@@ -311,11 +338,12 @@ export class TesseraServerApp {
     };
     const api = express.Router();
     api.use(admin);
+    this.admin.mountAdmin(api);
     api.get('/tasks', (_req, res) => {
       res.json(this.store.listTasks().map((t) => ({ ...summary(t), runner: this.runners.get(t.id)?.status() })));
     });
     api.post('/tasks', (req, res, next) => {
-      this.createTask(req.body, res_locals(req).claims?.sub ?? 'admin')
+      this.createTask(req.body, res_locals(req).claims?.sub ?? 'admin', { start: req.query.start !== 'false', ip: req.ip ?? null })
         .then((id) => res.status(201).json({ id }))
         .catch(next);
     });
@@ -366,6 +394,7 @@ export class TesseraServerApp {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.admin?.close();
     for (const r of this.runners.values()) r.stop();
     await Promise.allSettled([...this.runs.values()]);
     await new Promise<void>((resolve) => this.io.close(() => resolve()));

@@ -61,7 +61,7 @@ export function loadPublicKey(ctx: CkksContext, bytes: Uint8Array): PublicKey {
   try {
     checkSealFrame(bytes, 'public key');
     sealCall('ERR_KEY', 'public key does not load under these CKKS parameters', () =>
-      key.loadFromArray(ctx.context, bytes),
+      key.loadFromArray(ctx.context, plainBytes(bytes)),
     );
     return key;
   } catch (error) {
@@ -76,7 +76,7 @@ export function loadSecretKey(ctx: CkksContext, bytes: Uint8Array): SecretKey {
   try {
     checkSealFrame(bytes, 'secret key');
     sealCall('ERR_KEY', 'secret key does not load under these CKKS parameters', () =>
-      key.loadFromArray(ctx.context, bytes),
+      key.loadFromArray(ctx.context, plainBytes(bytes)),
     );
     return key;
   } catch (error) {
@@ -91,6 +91,11 @@ function checkSealFrame(bytes: Uint8Array, what: string): void {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint16(0, true) !== 0xa15e || v.getUint8(2) !== 16) throw new CryptoError('ERR_KEY', `${what}: not a SEAL object`);
   if (v.getBigUint64(8, true) !== BigInt(bytes.length)) throw new CryptoError('ERR_KEY', `${what}: truncated or padded`);
+}
+
+/** embind wants a plain Uint8Array; a Node Buffer (socket.io, fs) is copied into one. */
+function plainBytes(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes);
 }
 
 /** node-seal's `saveToArray` returns a fresh Uint8Array (typed `any`). */
