@@ -3,6 +3,8 @@ import { CLIENT_HELP, runClientCommand } from './client-command.js';
 import { DEMO_HELP, runDemoCommand } from './demo-command.js';
 import { PRIVACY_HELP, runPrivacyCommand } from './privacy-command.js';
 import { KEYHOLDER_HELP, runKeyholderCommand } from './keyholder-command.js';
+import { ENROLL_HELP, runEnrollCommand } from './enroll-command.js';
+import { ADMIN_PASSWORD_HELP, runAdminPasswordCommand } from './admin-password-command.js';
 import { runServerCommand, SERVER_HELP } from './server-command.js';
 import { runTokenCommand, TOKEN_HELP } from './token-command.js';
 import { UsageError } from './args.js';
@@ -17,6 +19,8 @@ Commands:
   token      issue a JWT for a client, admin or key holder
   demo       run a complete local federation on MNIST and exit
   start      the demo that keeps serving (what npm start runs)
+  enroll     create a single-use enrollment token for a device or key holder
+  admin-password  set the console's admin password
   keyholder  run the key holder that decrypts only round aggregates (encrypted tasks)
   privacy    DP accountant: epsilon for a noise multiplier, or the noise for a target epsilon
 
@@ -28,6 +32,8 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   token: { run: runTokenCommand, help: TOKEN_HELP },
   demo: { run: (a) => runDemoCommand(a), help: DEMO_HELP },
   keyholder: { run: runKeyholderCommand, help: KEYHOLDER_HELP },
+  enroll: { run: (a) => runEnrollCommand(a), help: ENROLL_HELP },
+  'admin-password': { run: (a) => runAdminPasswordCommand(a), help: ADMIN_PASSWORD_HELP },
   privacy: { run: (a) => runPrivacyCommand(a, (l) => console.log(l)), help: PRIVACY_HELP },
   start: { run: (a) => runDemoCommand(a, { keepServing: true, port: Number(process.env.PORT ?? 8080), rounds: 5 }), help: DEMO_HELP },
 };

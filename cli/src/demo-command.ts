@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger, TesseraServerApp } from '@tessera/server';
 import type { ModelSpec, TaskSpecInput } from '@tessera/protocol';
 import { numberFlag, parseFlags, UsageError } from './args.js';
+import { staticRoutes } from './static-routes.js';
 
 export const DEMO_HELP = `Usage: tessera demo [options]
 
@@ -165,6 +166,7 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
   const server = await TesseraServerApp.start({
     port: numberFlag(f.port, 'port', defaults.port ?? 0, { min: 0, integer: true }),
     dataDir,
+    staticRoutes: staticRoutes(),
     logger: createLogger({ write: out }),
     events: {
       onRoundEnd: (e) => {
@@ -178,7 +180,7 @@ export async function runDemoCommand(argv: string[], defaults: { keepServing?: b
       onDone: (e) => finished(e.status),
     },
   });
-  out(`Tessera server listening on ${server.url} (data ${dataDir})`);
+  out(`Tessera server listening on ${server.url} (data ${dataDir}); join from a browser at ${server.url.replace('127.0.0.1', 'localhost')}/join/, console at /console`);
   let taskId: string;
   try {
     taskId = await server.createTask(spec, 'demo');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { TesseraServerApp } from '@tessera/server';
 import { numberFlag, parseFlags, UsageError } from './args.js';
+import { staticRoutes } from './static-routes.js';
 
 export const SERVER_HELP = `Usage: tessera server [--port P] [--host H] [--data DIR] [--task FILE]
 
@@ -22,7 +23,7 @@ export async function runServerCommand(argv: string[]): Promise<number> {
     console.log(SERVER_HELP);
     return 0;
   }
-  const server = await TesseraServerApp.start({ port: numberFlag(f.port, 'port', 8080, { min: 0, integer: true }), host: f.host ?? '127.0.0.1', dataDir: f.data ?? '.tessera' });
+  const server = await TesseraServerApp.start({ port: numberFlag(f.port, 'port', 8080, { min: 0, integer: true }), host: f.host ?? '127.0.0.1', dataDir: f.data ?? '.tessera', staticRoutes: staticRoutes() });
   if (f.task) {
     let spec: { name?: string };
     try {

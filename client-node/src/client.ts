@@ -95,10 +95,18 @@ export class TesseraClient {
       ...(o.keyholderKey ? { keyholderKey: o.keyholderKey } : {}),
     });
     this.session = session;
+    let lastError: { code: ErrorCode; message: string } | undefined;
     const failure = new Promise<never>((_, reject) => {
       socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
         // Middleware rejections (bad token) are final; transport errors are retried by the manager.
         if (err.data?.code) reject(new TesseraError(err.data.code as ErrorCode, err.data.message ?? err.message));
+      });
+      socket.on('tessera:error', (e) => (lastError = e));
+      socket.on('disconnect', (reason) => {
+        // The server closed us on purpose (token revoked, replaced by a newer connection): not retried.
+        if (reason === 'io server disconnect') {
+          reject(new TesseraError(lastError?.code ?? ErrorCode.UNAUTHORIZED, lastError?.message ?? 'disconnected by the server'));
+        }
       });
       socket.io.on('reconnect_failed', () => reject(new TesseraError(ErrorCode.INTERNAL, `server ${o.server} unreachable (gave up after ${o.reconnectionAttempts ?? 12} attempts)`)));
     });

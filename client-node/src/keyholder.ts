@@ -212,8 +212,12 @@ export class KeyHolder {
     });
   }
 
+  private closed = false;
+
   close(): void {
     this.socket?.disconnect();
+    if (this.closed) return;
+    this.closed = true;
     this.release();
   }
 }

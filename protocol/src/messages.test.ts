@@ -145,6 +145,7 @@ describe('taskSpecSchema', () => {
       waitForClientsSeconds: 600,
       strategy: { name: 'fedavg', options: {} },
       maxConsecutiveFailures: 5,
+      he: false,
     });
   });
 

@@ -151,6 +151,8 @@ describe('ClientSession', () => {
     const { transport, ofType } = setup({ taskId: 'task-1' });
     expect(transport.sent).toHaveLength(0);
     transport.connect();
+    // The join waits for the session's receipt key (generated once, asynchronously).
+    await vi.waitFor(() => expect(transport.sentOf('join')).toHaveLength(1));
     expect(transport.sentOf('join')).toEqual([
       {
         protocolVersion: PROTOCOL_VERSION,
@@ -161,11 +163,12 @@ describe('ClientSession', () => {
         numTrainExamples: 640,
         numTestExamples: 160,
         taskId: 'task-1',
+        receiptKey: { kty: 'OKP', crv: 'Ed25519', x: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) },
       },
     ]);
     await vi.waitFor(() => expect(ofType('joined')).toEqual([{ type: 'joined', taskId: 'task-1' }]));
     transport.connect();
-    expect(transport.sentOf('join')).toHaveLength(2);
+    await vi.waitFor(() => expect(transport.sentOf('join')).toHaveLength(2));
     await vi.waitFor(() => expect(ofType('joined')).toHaveLength(2));
   });
 
@@ -235,6 +238,7 @@ describe('ClientSession', () => {
     const { transport, session, ofType } = setup({ protocolVersion: 99 });
     transport.acks.join = () => ({ ok: false, error: { code: 'ERR_PROTOCOL_VERSION', message: 'server speaks protocol 1' } });
     transport.connect();
+    await vi.waitFor(() => expect(transport.sentOf('join')).toHaveLength(1));
     expect(transport.sentOf('join')[0]!.protocolVersion).toBe(99);
     await expect(session.done).rejects.toMatchObject({ name: 'TesseraError', code: ErrorCode.PROTOCOL_VERSION, message: 'server speaks protocol 1' });
     expect(ofType('error')).toEqual([{ type: 'error', error: { code: 'ERR_PROTOCOL_VERSION', message: 'server speaks protocol 1' } }]);

@@ -231,7 +231,15 @@ export class TesseraServerApp {
     socket.on(Events.SUBMIT, (raw, ack) =>
       reply(ack, { roundId: roundOf(raw) }, async () => {
         const { client, runner } = this.joined(socket);
-        await runner.submit(client, parseMessage(submissionSchema, raw, 'submission'));
+        const roundId = roundOf(raw);
+        try {
+          await runner.submit(client, parseMessage(submissionSchema, raw, 'submission'));
+        } catch (e) {
+          // Per-round tally (the per-code count happens in reply); a no-op for unknown rounds.
+          if (roundId !== null) this.store.countRoundSubmission(client.taskId, roundId, false);
+          throw e;
+        }
+        if (roundId !== null) this.store.countRoundSubmission(client.taskId, roundId, true);
         return {};
       }),
     );
