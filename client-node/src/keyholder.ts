@@ -208,7 +208,9 @@ export class KeyHolder {
       });
       socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
         if (err.data?.code) reject(new TesseraError(err.data.code as ErrorCode, err.data.message ?? err.message));
+        else if (!socket.active) reject(new TesseraError(ErrorCode.KEYHOLDER_UNAVAILABLE, `cannot reach ${server}: ${err.message}`));
       });
+      socket.io.on('reconnect_failed', () => reject(new TesseraError(ErrorCode.KEYHOLDER_UNAVAILABLE, `cannot reach ${server}`)));
     });
   }
 

@@ -114,7 +114,7 @@ describe('bad input and faults: each gets its code, is counted, and changes noth
       ERR_STALE_ROUND: 1,
     });
     const rounds = server.store.listRounds(taskId);
-    expect(rounds[0]).toMatchObject({ roundId: 1, status: 'completed', accepted: 0 });
+    expect(rounds[0]).toMatchObject({ roundId: 1, status: "completed", accepted: 2, rejected: 13 });
     // Admin REST shows the same counts.
     const admin = await server.tokens.issue({ role: 'admin', sub: 'ops' });
     const res = await fetch(`${server.url}/api/tasks/${taskId}`, { headers: { authorization: `Bearer ${admin}` } });

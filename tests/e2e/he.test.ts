@@ -117,7 +117,7 @@ describe('homomorphic encryption with a separate key holder', () => {
     const got = flatten(decodeTensors({ manifest: v1.manifest, data: v1.data }));
     for (let j = 0; j < n; j++) expect(got[j]).toBeCloseTo(w0[j]! + (3 * 0.5 - 0.25) / 4, 6);
     expect(server.store.rejectionCounts(taskId)).toMatchObject({ ERR_CIPHERTEXT: 1, ERR_RECEIPT: 1, ERR_INVALID_MESSAGE: 1 });
-  }, 60_000);
+  }, 90_000);
 
   it('with the key holder offline the round waits until its deadline, then fails and keeps the model', async () => {
     server = await startServer();
@@ -133,7 +133,7 @@ describe('homomorphic encryption with a separate key holder', () => {
     expect(await a.c.roundEnd(10_000)).toMatchObject({ status: 'failed', modelVersion: 0 });
     expect(Date.now() - t0).toBeGreaterThan(1000);
     expect(server.store.listCheckpoints(taskId).map((c) => c.version)).toEqual([0]);
-  }, 30_000);
+  }, 90_000);
 
   it('the key holder decrypts a round at most once and only with enough valid receipts', async () => {
     server = await startServer();
@@ -154,7 +154,7 @@ describe('homomorphic encryption with a separate key holder', () => {
     expect(r.weight).toBe(2);
     expect(r.values[0]).toBeCloseTo(2, 6);
     await expect(kh.decrypt(ok)).rejects.toMatchObject({ code: 'ERR_REPLAY' });
-  }, 30_000);
+  }, 90_000);
 
   it('clients refuse to encrypt under a key that is not the pinned key holder key', async () => {
     server = await startServer();
@@ -169,7 +169,7 @@ describe('homomorphic encryption with a separate key holder', () => {
     await expect(HeEncryptor.create({ ...pub, publicKey: swapped }, kh.signingJwk)).rejects.toMatchObject({ code: 'ERR_KEY' });
     await expect(HeEncryptor.create({ ...pub, params: { ...pub.params, scaleBits: 30 } }, kh.signingJwk)).rejects.toMatchObject({ code: 'ERR_KEY' });
     await expect(HeEncryptor.create(pub, undefined)).rejects.toMatchObject({ code: 'ERR_KEY' });
-  }, 30_000);
+  }, 90_000);
 
   it('the server process never holds the secret key: key holder as its own process', async () => {
     const dataDir = tmp();

@@ -133,10 +133,16 @@ describe('keys', () => {
     const other = generateKeys(ctx);
     try {
       const cts = encryptUpdate(ctx, keys.publicKey, ramp(10), 3);
-      expect(() => {
+      // The weight slot decrypts to noise: usually not near an integer (ERR_CIPHERTEXT), and when
+      // it happens to round to one, never to the true weight or values.
+      let outcome: string;
+      try {
         const r = decryptAggregate(ctx, other.secretKey, cts, 10);
-        expect(r.weight).not.toBe(3);
-      }).toThrow(); // the weight slot is noise: not an integer (ERR_CIPHERTEXT) or not 3
+        outcome = r.weight !== 3 && Math.abs(r.values[0]! - 3 * 1) > 1 ? 'garbage' : 'decrypted';
+      } catch (e) {
+        outcome = (e as { code?: string }).code ?? 'threw';
+      }
+      expect(['ERR_CIPHERTEXT', 'garbage']).toContain(outcome);
     } finally {
       other.dispose();
     }
