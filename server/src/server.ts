@@ -318,8 +318,9 @@ export class TesseraServerApp {
     socket.data.taskId = taskId;
     this.store.upsertClient({ id: req.clientId, platform: req.platform, backend: req.backend, numTrain: req.numTrainExamples, numTest: req.numTestExamples });
     this.log.info(`client ${req.clientId} joined ${taskId}`, { platform: req.platform, backend: req.backend, train: req.numTrainExamples, test: req.numTestExamples });
-    // Assignment goes out right after the ack.
-    setImmediate(() => runner.assign(client));
+    // The assignment goes out before anything else can reach this socket (socket.io keeps order):
+    // a round:start must never overtake the task it belongs to.
+    runner.assign(client);
     return { taskId, clientId: req.clientId };
   }
 
