@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 import { encodeDemoShard } from './src/data.js';
 
@@ -42,6 +43,8 @@ function tesseraAssets(): Plugin {
   const files = (): Map<string, Uint8Array> =>
     new Map<string, Uint8Array>([
       ...wasmFiles.map((f): [string, Uint8Array] => [`wasm/${f}`, readFileSync(join(wasmDir, 'dist', f))]),
+      // node-seal's WebAssembly (CKKS for encrypted tasks), found by the page's locateFile.
+      ['wasm/seal_throws.wasm', readFileSync(join(dirname(fileURLToPath(import.meta.resolve('node-seal'))), 'seal_throws.wasm'))],
       ['demo/mnist-demo.bin', (shard ??= demoShard())],
     ]);
   return {

@@ -290,6 +290,12 @@ async function join(): Promise<void> {
       token,
       trainer,
       backendReason: choice.reason,
+      // Encrypted tasks: the key holder's signing key to trust (`?keyholder=<JWK x>`, from the operator).
+      session: {
+        // node-seal's wasm is served next to tfjs' (never from another host).
+        sealOptions: { locateFile: (file: string) => new URL(`./wasm/${file}`, location.href).href },
+        ...(query.get('keyholder') ? { keyholderKey: { kty: 'OKP' as const, crv: 'Ed25519' as const, x: query.get('keyholder')! } } : {}),
+      },
       onEvent: (e) => onEvent(e, client),
       onConnection: (s, detail) => {
         state.connection = s;

