@@ -61,7 +61,7 @@ describe('tessera CLI', () => {
   });
 
   it('demo: 3 client processes, 3 rounds of mlp on MNIST reach ≥ 0.85 held-out accuracy; JSON summary', async () => {
-    const r = await tesseraAsync(['demo', '--clients', '3', '--rounds', '3', '--json']);
+    const r = await tesseraAsync(['demo', '--clients', '3', '--rounds', '3', '--deadline', '60', '--json']);
     expect(r.status, r.stderr.slice(-2000)).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(summary).toMatchObject({ rounds: 3, clients: 3, status: 'done' });

@@ -95,7 +95,7 @@ describe('differential privacy: ledger, budget, config', () => {
 
   it('demo with --dp reports the ε the accountant gives for its q, z and rounds', async () => {
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [BIN, 'demo', '--clients', '2', '--rounds', '2', '--dp', 'distributed', '--noise-multiplier', '0.8', '--clip', '0.5', '--delta', '1e-6', '--json']);
+      const p = spawn(process.execPath, [BIN, 'demo', '--clients', '2', '--rounds', '2', '--deadline', '60', '--dp', 'distributed', '--noise-multiplier', '0.8', '--clip', '0.5', '--delta', '1e-6', '--json']);
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

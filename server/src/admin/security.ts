@@ -7,7 +7,7 @@ import { ErrorCode } from '@tessera/protocol';
 import type { Logger } from '../log.js';
 
 /** REST error code for a throttled request (HTTP 429); not a wire-protocol code. */
-export const RATE_LIMITED = 'ERR_RATE_LIMITED';
+export const RATE_LIMITED = ErrorCode.RATE_LIMITED;
 
 /** Security headers for every response (helmet); the content security policy is set per area below. */
 export function securityHeaders(): RequestHandler {
