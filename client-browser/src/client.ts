@@ -1,5 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
 import {
+  subjectOf,
   ClientSession,
   ErrorCode,
   TesseraError,
@@ -34,20 +35,7 @@ export interface TesseraBrowserClientOptions {
   session?: Omit<Partial<ClientSessionOptions>, 'clientId' | 'platform' | 'trainer' | 'transport'>;
 }
 
-/** The `sub` claim of a JWT, read without verifying it (the server verifies; we only need our id). */
-export function subjectOf(token: string): string {
-  const part = token.trim().split('.')[1];
-  if (!part) throw new TesseraError(ErrorCode.UNAUTHORIZED, 'the token is not a JWT');
-  try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
-    const json = new TextDecoder().decode(Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0)));
-    const payload = JSON.parse(json) as { sub?: unknown };
-    if (typeof payload.sub !== 'string') throw new Error('no sub');
-    return payload.sub;
-  } catch {
-    throw new TesseraError(ErrorCode.UNAUTHORIZED, 'the token has no readable subject');
-  }
-}
+export { subjectOf };
 
 /**
  * Browser client SDK: connects with socket.io and runs the platform-free `ClientSession` from

@@ -1,5 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
 import {
+  subjectOf,
   ClientSession,
   ErrorCode,
   TesseraError,
@@ -31,18 +32,7 @@ export interface TesseraClientOptions {
   keyholderKey?: Ed25519Jwk;
 }
 
-/** The `sub` claim of a JWT, read without verifying (the server verifies; we only need our id). */
-export function subjectOf(token: string): string {
-  const part = token.split('.')[1];
-  if (!part) throw new TesseraError(ErrorCode.UNAUTHORIZED, 'token is not a JWT');
-  try {
-    const payload = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown };
-    if (typeof payload.sub !== 'string') throw new Error('no sub');
-    return payload.sub;
-  } catch {
-    throw new TesseraError(ErrorCode.UNAUTHORIZED, 'token has no readable subject');
-  }
-}
+export { subjectOf };
 
 /**
  * Node client SDK: connects over socket.io, runs the platform-free ClientSession until the task

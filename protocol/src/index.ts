@@ -8,3 +8,4 @@ export * from './privacy/index.js';
 export { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from './tfjs/wasm-kernels.js';
 export * from './crypto/index.js';
 export * from './he.js';
+export { subjectOf } from './token.js';
