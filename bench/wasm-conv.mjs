@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels } from '../protocol/dist/tfjs/wasm-kernels.js';
+import { registerWasmTrainingKernels } from '@tessera/protocol/tfjs/wasm-kernels';
 
 const BATCH = 32;
 const WASM_SAMPLES = Number(process.argv[2] ?? 640);
