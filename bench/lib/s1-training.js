@@ -143,7 +143,7 @@ export async function runTraining(ctx) {
     ),
   );
   notes.push(
-    `Synthetic MNIST-shaped data (${int(nData)} examples, uniform pixels, random labels), batch 32, Adam 1e-3; warm-up first, then ${trials} timed trials of ~${targetSeconds} s each, the fastest reported (cpu × cnn: one trial of 64 samples). Tessera = TfjsTrainer.train (model.fit with shuffle and the accuracy metric, what a client runs each round); PyTorch = a plain zero_grad/forward/backward/step loop over shuffled batches.`,
+    `Synthetic MNIST-shaped data (${int(nData)} examples, uniform pixels, random labels), batch 32, Adam 1e-3; warm-up first, then ${trials} timed trials of ~${targetSeconds} s each, the fastest reported (cpu × cnn: one trial of 64 samples). Tessera = TfjsTrainer.train (its own training loop: per-epoch shuffle, optimizer.minimize per batch, Adam computed in JS on wasm/cpu, metrics read once per epoch — what a client runs each round); PyTorch = a plain zero_grad/forward/backward/step loop over shuffled batches.`,
   );
   return { title: 'Local training throughput', rows, table: md, notes };
 }

@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import type { EvalResult, NamedTensor, Trainer, TrainConfig, TrainProgress, TrainResult } from '@tessera/protocol';
+import { registerWasmTrainingKernels, type EvalResult, type NamedTensor, type Trainer, type TrainConfig, type TrainProgress, type TrainResult } from '@tessera/protocol';
+import { HostAdamOptimizer } from '@tessera/protocol/tfjs/wasm-kernels';
 import { featureSize, LocalDataError, type BrowserDataset } from './data.js';
+
+/** Backends whose tensors are host (or wasm heap) memory: reading them is a copy, not a GPU sync. */
+const HOST_MEMORY_BACKENDS = new Set(['wasm', 'cpu']);
 
 function optimizerFor(cfg: TrainConfig): tf.Optimizer {
   switch (cfg.optimizer) {
@@ -11,7 +15,8 @@ function optimizerFor(cfg: TrainConfig): tf.Optimizer {
     case 'rmsprop':
       return tf.train.rmsprop(cfg.learningRate);
     case 'adam':
-      return tf.train.adam(cfg.learningRate);
+      // Same update rule; one JS pass per variable where tensors live in host memory.
+      return HOST_MEMORY_BACKENDS.has(tf.getBackend()) ? new HostAdamOptimizer(cfg.learningRate) : tf.train.adam(cfg.learningRate);
   }
 }
 
@@ -33,6 +38,87 @@ function yieldToEventLoop(): Promise<void> {
 
 /** Lets the page repaint and socket.io answer heartbeats at most this often during training. */
 const YIELD_EVERY_MS = 50;
+
+/** A uniformly shuffled 0..n-1 (Fisher–Yates on xorshift32 seeded from crypto; not a privacy mechanism). */
+function shuffledIndices(n: number): Int32Array {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let s = crypto.getRandomValues(new Uint32Array(1))[0]! | 1;
+  for (let i = n - 1; i > 0; i--) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const j = Math.floor(((s >>> 0) / 4294967296) * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+/**
+ * One optimizer step on examples `idx`, what `model.fit` does per batch (training-mode forward
+ * pass, categorical cross-entropy averaged over the batch plus regularizer penalties), without
+ * its per-batch callbacks and metric reads. Returns `sums` + [batch loss · batch size, correct].
+ */
+function trainStep(model: tf.LayersModel, optimizer: tf.Optimizer, x: tf.Tensor, y: tf.Tensor, idx: Int32Array, sums: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const indices = tf.tensor1d(idx, 'int32');
+    const xb = tf.gather(x, indices);
+    const yb = tf.gather(y, indices);
+    let correct: tf.Scalar | undefined;
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const cost = optimizer.minimize(
+      () => {
+        const pred = model.apply(xb, { training: true }) as tf.Tensor;
+        correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(pred, -1), tf.argMax(yb, -1)), 'float32')) as tf.Scalar);
+        let total = tf.mean(tf.metrics.categoricalCrossentropy(yb, pred)) as tf.Scalar;
+        for (const penalty of model.calculateLosses()) total = tf.add(total, penalty) as tf.Scalar;
+        return total;
+      },
+      true,
+      vars,
+    );
+    if (cost == null || correct == null) throw new Error('training step produced no loss');
+    // `correct` was kept out of minimize's scope; this tidy does not own it.
+    const next = tf.add(sums, tf.stack([tf.mul(cost, idx.length), correct])) as tf.Tensor1D;
+    correct.dispose();
+    return next;
+  });
+}
+
+/** Examples per inference batch in `evaluate`. */
+const EVAL_BATCH = 256;
+
+/**
+ * [Σ cross-entropy, Σ correct] of the model (inference mode) over x/y, what `model.evaluate`
+ * with categorical cross-entropy and accuracy computes, without compiling the model (each
+ * compile leaves an optimizer's tensors behind).
+ */
+async function evaluateSums(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): Promise<Float32Array> {
+  const n = x.shape[0]!;
+  let sums: tf.Tensor1D = tf.zeros([2]);
+  try {
+    for (let b0 = 0; b0 < n; b0 += EVAL_BATCH) {
+      const size = Math.min(EVAL_BATCH, n - b0);
+      const next = tf.tidy(() => {
+        const xb = tf.slice(x, b0, size);
+        const yb = tf.slice(y, b0, size);
+        const pred = model.predict(xb) as tf.Tensor;
+        const correct = tf.sum(tf.cast(tf.equal(tf.argMax(pred, -1), tf.argMax(yb, -1)), 'float32'));
+        return tf.add(sums, tf.stack([tf.sum(tf.metrics.categoricalCrossentropy(yb, pred)), correct])) as tf.Tensor1D;
+      });
+      sums.dispose();
+      sums = next;
+    }
+    return (await sums.data()) as Float32Array;
+  } finally {
+    sums.dispose();
+  }
+}
+
+/** The wasm kernel replacements training turns on (see registerWasmTrainingKernels). */
+const FAST_WASM_KERNELS = { replaceConv2DBackpropInput: true, replaceBatchMatMul: true, replaceMaxPoolGrad: true, replaceSum: true } as const;
 
 interface Tensors {
   x: tf.Tensor;
@@ -128,53 +214,55 @@ export class BrowserTrainer implements Trainer {
   async train(cfg: TrainConfig, onProgress?: (p: TrainProgress) => void): Promise<TrainResult> {
     if (!this.train$) throw new LocalDataError('no training data in this tab');
     const model = this.m;
+    if (tf.getBackend() === 'wasm') registerWasmTrainingKernels(FAST_WASM_KERNELS);
     const optimizer = optimizerFor(cfg);
-    model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     const n = this.numTrainExamples;
+    const { x, y } = this.train$;
     const start = performance.now();
-    let epochStart = start;
+    let lastYield = start;
+    let loss = NaN;
+    let accuracy = NaN;
     try {
-      const hist = await model.fit(this.train$.x, this.train$.y, {
-        epochs: cfg.epochs,
-        batchSize: cfg.batchSize,
-        shuffle: true,
-        verbose: 0,
-        yieldEvery: YIELD_EVERY_MS,
-        callbacks: {
-          // tfjs yields with requestAnimationFrame by default, which never fires in a hidden tab.
-          nextFrameFunc: yieldToEventLoop,
-          onEpochBegin: async () => {
-            epochStart = performance.now();
-          },
-          onEpochEnd: async (epoch, logs) => {
-            const secs = (performance.now() - epochStart) / 1000;
-            onProgress?.({ epoch: epoch + 1, epochs: cfg.epochs, loss: Number(logs?.loss), accuracy: logs?.acc === undefined ? undefined : Number(logs.acc), samplesPerSecond: n / secs });
-          },
-        },
-      });
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        const epochStart = performance.now();
+        const order = shuffledIndices(n);
+        // Per-epoch sums stay on the device; one read per epoch instead of one per batch.
+        let sums: tf.Tensor1D = tf.zeros([2]);
+        try {
+          for (let b0 = 0; b0 < n; b0 += cfg.batchSize) {
+            const next = trainStep(model, optimizer, x, y, order.subarray(b0, Math.min(n, b0 + cfg.batchSize)), sums);
+            sums.dispose();
+            sums = next;
+            if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+              await yieldToEventLoop();
+              lastYield = performance.now();
+            }
+          }
+          const [lossSum, correct] = Array.from(await sums.data());
+          loss = lossSum! / n;
+          accuracy = correct! / n;
+        } finally {
+          sums.dispose();
+        }
+        const secs = (performance.now() - epochStart) / 1000;
+        onProgress?.({ epoch: epoch + 1, epochs: cfg.epochs, loss, accuracy, samplesPerSecond: n / secs });
+      }
       this.readBack = await this.readWeights();
-      const last = (k: string): number => {
-        const v = hist.history[k];
-        return v && v.length ? Number(v[v.length - 1]) : NaN;
-      };
-      const seconds = (performance.now() - start) / 1000;
-      return {
-        numExamples: n,
-        metrics: { loss: last('loss'), accuracy: last('acc'), trainSeconds: seconds, samplesPerSecond: (n * cfg.epochs) / seconds },
-      };
     } finally {
       optimizer.dispose();
     }
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      numExamples: n,
+      metrics: { loss, accuracy, trainSeconds: seconds, samplesPerSecond: (n * cfg.epochs) / seconds },
+    };
   }
 
   async evaluate(): Promise<EvalResult> {
     if (!this.test$) return { numExamples: 0, loss: 0, accuracy: 0 };
-    const model = this.m;
-    model.compile({ optimizer: 'sgd', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-    const out = model.evaluate(this.test$.x, this.test$.y, { batchSize: 256 }) as tf.Scalar[];
-    const [loss, acc] = await Promise.all(out.map((t) => t.data()));
-    out.forEach((t) => t.dispose());
-    return { numExamples: this.numTestExamples, loss: Number(loss![0]), accuracy: Number(acc![0]) };
+    const [lossSum, correct] = Array.from(await evaluateSums(this.m, this.test$.x, this.test$.y));
+    const n = this.numTestExamples;
+    return { numExamples: n, loss: lossSum! / n, accuracy: correct! / n };
   }
 
   private disposeModel(): void {

@@ -17,6 +17,11 @@
  *   dcols = dy · Wᵀ with `BatchMatMul`, then col2im in JS. The built-in one is a
  *   scalar C++ loop that dominates a CNN's backward pass.
  * - Depthwise backprops are cheap (no channel reduction): direct JS loops.
+ * - Opt-in wrappers of built-ins that are slow in training: `BatchMatMul` with a
+ *   transposed operand (dense layers' backward pass) is rewritten to a
+ *   non-transposed product on XNNPACK; `MaxPoolGrad` and leading-axes `Sum`
+ *   (bias gradients) are single-pass JS loops instead of scalar C++ / a full
+ *   transpose. Each keeps the built-in it replaces and falls back to it.
  *
  * Every intermediate lives on the wasm heap through `makeOutput` and is freed
  * with `disposeData`; heap views are re-taken after each allocation because
@@ -30,7 +35,9 @@ import {
   DepthwiseConv2dNativeBackpropFilter,
   DepthwiseConv2dNativeBackpropInput,
   getKernel,
+  MaxPoolGrad,
   registerKernel,
+  Sum,
   unregisterKernel,
   type DataId,
   type DataType,
@@ -121,9 +128,7 @@ function heapF32(backend: WasmHeapBackend, info: TensorInfo): Float32Array {
 
 /** out = a · b for a [1, m, k] and b [1, k, n], both freshly allocated here. */
 function wasmMatMul(backend: WasmHeapBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const kernel = getKernel(BatchMatMul, BACKEND) as KernelConfig | undefined;
-  if (kernel == null) throw new Error(`kernel '${BatchMatMul}' is not registered for '${BACKEND}'`);
-  const out = kernel.kernelFunc({
+  const out = builtinKernelFunc(BatchMatMul)({
     inputs: { a, b },
     backend,
     attrs: { transposeA: false, transposeB: false },
@@ -506,6 +511,240 @@ function depthwiseBackpropInputWasm(args: { inputs: NamedTensorInfoMap; backend:
   return out;
 }
 
+/**
+ * The kernels this module replaced, by name, as they were registered before:
+ * the replacements call them (and keep their `setupFunc`, which binds the C++
+ * entry point when the backend initializes after the replacement).
+ */
+const builtins = new Map<string, KernelConfig>();
+
+/** The wasm backend's own kernel function for `name` (the one a replacement wraps). */
+function builtinKernelFunc(name: string): KernelFunc {
+  const kernel = builtins.get(name) ?? (getKernel(name, BACKEND) as KernelConfig | undefined);
+  if (kernel == null) throw new Error(`kernel '${name}' is not registered for '${BACKEND}'`);
+  return kernel.kernelFunc;
+}
+
+/** A fresh heap copy of `t` with its last two axes swapped ([..., r, c] → [..., c, r]). */
+function transposeLastTwo(backend: WasmHeapBackend, t: TensorInfo): TensorInfo {
+  const rank = t.shape.length;
+  const rows = t.shape[rank - 2]!;
+  const cols = t.shape[rank - 1]!;
+  const shape = [...t.shape.slice(0, -2), cols, rows];
+  const out = backend.makeOutput(shape, 'float32');
+  const src = heapF32(backend, t);
+  const dst = heapF32(backend, out);
+  const size = rows * cols;
+  // Blocked so that both the reads and the writes stay within a few cache lines.
+  const B = 32;
+  for (let base = 0; base < src.length; base += size) {
+    for (let r0 = 0; r0 < rows; r0 += B) {
+      const r1 = Math.min(rows, r0 + B);
+      for (let c0 = 0; c0 < cols; c0 += B) {
+        const c1 = Math.min(cols, c0 + B);
+        for (let r = r0; r < r1; r++) {
+          let s = base + r * cols + c0;
+          let d = base + c0 * rows + r;
+          for (let c = c0; c < c1; c++, s++, d += rows) dst[d] = src[s]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+interface MatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/**
+ * `BatchMatMul` that never hands a transposed operand to the built-in kernel:
+ * XNNPACK's SIMD GEMM only runs for transposeA = transposeB = false, the other
+ * cases take a scalar C++ loop (every dense layer's backward pass). A transposed
+ * operand is laid out on the heap first (a copy of O(m·k), against O(m·k·n) of
+ * arithmetic), then freed. The copy is a fresh tensor, so XNNPACK's packed-weight
+ * cache (keyed by the right operand's id) never sees a stale one.
+ */
+function batchMatMulWasm(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const original = builtinKernelFunc(BatchMatMul);
+  const attrs = args.attrs as unknown as MatMulAttrs;
+  const { a, b } = args.inputs;
+  if (
+    (attrs.transposeA !== true && attrs.transposeB !== true) ||
+    a == null ||
+    b == null ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32' ||
+    a.shape.length < 2 ||
+    b.shape.length < 2
+  ) {
+    return original(args as Parameters<KernelFunc>[0]) as TensorInfo;
+  }
+  const backend = asWasmBackend(args.backend);
+  const tA = attrs.transposeA === true;
+  const tB = attrs.transposeB === true;
+  const size = (t: TensorInfo): number => t.shape.reduce((p, d) => p * d, 1);
+  const m = tA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
+  const n = tB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
+  const batch = Math.max(size({ ...a, shape: a.shape.slice(0, -2) }), size({ ...b, shape: b.shape.slice(0, -2) }));
+  // Floats copied (transposes) plus floats XNNPACK packs (the right operand), both ways:
+  // op(a)·op(b) directly, or as (op(b)ᵀ · op(a)ᵀ)ᵀ, which needs no copy of an operand
+  // that is already transposed (dx = dy·Wᵀ then copies dy and the small result, not W).
+  const direct = (tA ? size(a) : 0) + (tB ? size(b) : 0) + size(b);
+  const swapped = (tB ? 0 : size(b)) + (tA ? 0 : size(a)) + batch * m * n + size(a);
+  const made: TensorInfo[] = [];
+  const run = (left: TensorInfo, right: TensorInfo): TensorInfo =>
+    original({
+      inputs: { a: left, b: right },
+      backend: args.backend as Parameters<KernelFunc>[0]['backend'],
+      attrs: { ...args.attrs, transposeA: false, transposeB: false },
+    }) as TensorInfo;
+  const own = (t: TensorInfo): TensorInfo => {
+    made.push(t);
+    return t;
+  };
+  try {
+    if (direct <= swapped) {
+      return run(tA ? own(transposeLastTwo(backend, a)) : a, tB ? own(transposeLastTwo(backend, b)) : b);
+    }
+    const outT = own(run(tB ? b : own(transposeLastTwo(backend, b)), tA ? a : own(transposeLastTwo(backend, a))));
+    return transposeLastTwo(backend, outT);
+  } finally {
+    for (const t of made) backend.disposeData(t.dataId);
+  }
+}
+
+interface PoolAttrs {
+  filterSize: Pair;
+  strides: Pair;
+  pad: Pad;
+  dimRoundingMode?: DimRoundingMode;
+}
+
+/**
+ * `MaxPoolGrad` (NHWC) in JS: each output routes its dy to the first maximum of
+ * its window (row-major scan, strict `>`, as tfjs' cpu backend does), with all
+ * channels of a pixel handled together so the loops walk memory contiguously.
+ * The built-in is a scalar C++ loop over every (dx, window) pair.
+ */
+function maxPoolGradWasm(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const dy = input(args.inputs, 'dy', MaxPoolGrad);
+  const x = input(args.inputs, 'input', MaxPoolGrad);
+  const attrs = args.attrs as unknown as PoolAttrs;
+  const info = backend_util.computePool2DInfo(x.shape as Shape4, attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  checkShape(dy, info.outShape, 'dy', MaxPoolGrad);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { strideHeight: sH, strideWidth: sW, dilationHeight: dH, dilationWidth: dW } = info;
+  const { effectiveFilterHeight: FH, effectiveFilterWidth: FW } = info;
+  const { top, left } = info.padInfo;
+
+  const out = backend.makeOutput([...x.shape], 'float32');
+  const dx = heapF32(backend, out);
+  const xv = heapF32(backend, x);
+  const dyv = heapF32(backend, dy);
+  dx.fill(0);
+  // Heap offsets of the current window's pixels (at most FH·FW of them).
+  const taps = new Int32Array(Math.max(1, Math.ceil(FH / dH) * Math.ceil(FW / dW)));
+  for (let n = 0; n < N; n++) {
+    const xImage = n * H * W * C;
+    for (let oh = 0; oh < OH; oh++) {
+      const rCorner = oh * sH - top;
+      let rMin = rCorner;
+      while (rMin < 0) rMin += dH;
+      const rMax = Math.min(H, FH + rCorner);
+      for (let ow = 0; ow < OW; ow++) {
+        const cCorner = ow * sW - left;
+        let cMin = cCorner;
+        while (cMin < 0) cMin += dW;
+        const cMax = Math.min(W, FW + cCorner);
+        let count = 0;
+        for (let r = rMin; r < rMax; r += dH) {
+          for (let c = cMin; c < cMax; c += dW) taps[count++] = xImage + (r * W + c) * C;
+        }
+        const dyOff = ((n * OH + oh) * OW + ow) * C;
+        if (count === 4) {
+          // The common 2×2 window, unrolled (about twice as fast as the loop below).
+          const t0 = taps[0]!;
+          const t1 = taps[1]!;
+          const t2 = taps[2]!;
+          const t3 = taps[3]!;
+          for (let ch = 0; ch < C; ch++) {
+            let best = Number.NEGATIVE_INFINITY;
+            let pos = -1;
+            let v = xv[t0 + ch]!;
+            if (v > best) {
+              best = v;
+              pos = t0 + ch;
+            }
+            v = xv[t1 + ch]!;
+            if (v > best) {
+              best = v;
+              pos = t1 + ch;
+            }
+            v = xv[t2 + ch]!;
+            if (v > best) {
+              best = v;
+              pos = t2 + ch;
+            }
+            v = xv[t3 + ch]!;
+            if (v > best) pos = t3 + ch;
+            if (pos >= 0) dx[pos] += dyv[dyOff + ch]!;
+          }
+          continue;
+        }
+        for (let ch = 0; ch < C; ch++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let pos = -1;
+          for (let t = 0; t < count; t++) {
+            const p = taps[t]! + ch;
+            const v = xv[p]!;
+            if (v > best) {
+              best = v;
+              pos = p;
+            }
+          }
+          if (pos >= 0) dx[pos] += dyv[dyOff + ch]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+interface SumAttrs {
+  axis: number | number[];
+  keepDims: boolean;
+}
+
+/**
+ * `Sum` over leading axes only (a bias gradient: dy [N, H, W, C] summed to [C]) as one
+ * contiguous pass with float64 accumulators. The built-in transposes the reduced axes to the
+ * end first, a full copy of the gradient. Anything else goes to the built-in.
+ */
+function sumWasm(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const original = builtinKernelFunc(Sum);
+  const x = args.inputs['x'];
+  const attrs = args.attrs as unknown as SumAttrs;
+  const rank = x?.shape.length ?? 0;
+  const axes = x == null ? [] : [...new Set((Array.isArray(attrs.axis) ? attrs.axis : [attrs.axis]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+  const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+  if (x == null || x.dtype !== 'float32' || !leading) return original(args as Parameters<KernelFunc>[0]) as TensorInfo;
+  const backend = asWasmBackend(args.backend);
+  const kept = x.shape.slice(axes.length);
+  const inner = kept.reduce((a, d) => a * d, 1);
+  const outShape = attrs.keepDims ? [...axes.map(() => 1), ...kept] : kept;
+  const out = backend.makeOutput(outShape, 'float32');
+  const xv = heapF32(backend, x);
+  const acc = new Float64Array(inner);
+  for (let base = 0; base < xv.length; base += inner) {
+    for (let j = 0; j < inner; j++) acc[j] += xv[base + j]!;
+  }
+  heapF32(backend, out).set(acc);
+  return out;
+}
+
 function config(kernelName: string, kernelFunc: (args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }) => TensorInfo): KernelConfig {
   return { kernelName, backendName: BACKEND, kernelFunc: kernelFunc as KernelFunc };
 }
@@ -517,8 +756,11 @@ const MISSING_KERNELS: readonly KernelConfig[] = [
   config(DepthwiseConv2dNativeBackpropInput, depthwiseBackpropInputWasm),
 ];
 
-/** Replacement for the built-in scalar `Conv2DBackpropInput`; opt-in. */
+/** Replacements for built-in wasm kernels that are slow in training; each opt-in. */
 const FAST_CONV2D_BACKPROP_INPUT = config(Conv2DBackpropInput, conv2DBackpropInputWasm);
+const FAST_BATCH_MAT_MUL = config(BatchMatMul, batchMatMulWasm);
+const FAST_MAX_POOL_GRAD = config(MaxPoolGrad, maxPoolGradWasm);
+const FAST_SUM = config(Sum, sumWasm);
 
 /** Options for {@link registerWasmTrainingKernels}. */
 export interface WasmTrainingKernelOptions {
@@ -528,18 +770,43 @@ export interface WasmTrainingKernelOptions {
    * XNNPACK-matmul version from this module. Default false.
    */
   replaceConv2DBackpropInput?: boolean;
+  /**
+   * Wrap the built-in `BatchMatMul` so that transposed operands (dense layers'
+   * backward pass) are laid out transposed first and the product runs on
+   * XNNPACK's SIMD GEMM instead of a scalar loop. Default false.
+   */
+  replaceBatchMatMul?: boolean;
+  /** Replace the built-in scalar `MaxPoolGrad` with a channel-vectorized JS loop. Default false. */
+  replaceMaxPoolGrad?: boolean;
+  /** Sum over leading axes (bias gradients) in one pass instead of transpose + reduce. Default false. */
+  replaceSum?: boolean;
+}
+
+/** Swaps in `fast` for its kernel name, remembering the built-in it replaces. */
+function replaceKernel(fast: KernelConfig): boolean {
+  const current = getKernel(fast.kernelName, BACKEND) as KernelConfig | undefined;
+  if (current?.kernelFunc === fast.kernelFunc) return false;
+  if (current != null) {
+    builtins.set(fast.kernelName, current);
+    unregisterKernel(fast.kernelName, BACKEND);
+  }
+  // The built-in's setupFunc binds its C++ function; keep it for a backend that initializes later.
+  const { setupFunc, disposeFunc } = builtins.get(fast.kernelName) ?? {};
+  registerKernel({ ...fast, ...(setupFunc ? { setupFunc } : {}), ...(disposeFunc ? { disposeFunc } : {}) });
+  return true;
 }
 
 /**
  * Registers the convolution gradient kernels the tfjs wasm backend lacks
  * (`Conv2DBackpropFilter`, `DepthwiseConv2dNativeBackpropFilter`,
- * `DepthwiseConv2dNativeBackpropInput`). Idempotent: a kernel already
- * registered for 'wasm' is left alone. Returns the names it registered.
+ * `DepthwiseConv2dNativeBackpropInput`), and the opted-in replacements of slow
+ * built-ins. Idempotent: a kernel already registered for 'wasm' is left alone.
+ * Returns the names it registered.
  *
  * @example
  * import * as tf from '@tensorflow/tfjs';
  * import '@tensorflow/tfjs-backend-wasm';
- * registerWasmTrainingKernels();
+ * registerWasmTrainingKernels({ replaceBatchMatMul: true });
  * await tf.setBackend('wasm');
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): string[] {
@@ -549,13 +816,15 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     registerKernel(kernel);
     registered.push(kernel.kernelName);
   }
-  if (options.replaceConv2DBackpropInput === true) {
-    const current = getKernel(Conv2DBackpropInput, BACKEND) as KernelConfig | undefined;
-    if (current?.kernelFunc !== FAST_CONV2D_BACKPROP_INPUT.kernelFunc) {
-      if (current != null) unregisterKernel(Conv2DBackpropInput, BACKEND);
-      registerKernel(FAST_CONV2D_BACKPROP_INPUT);
-      registered.push(Conv2DBackpropInput);
-    }
+  const wanted: [boolean | undefined, KernelConfig][] = [
+    [options.replaceConv2DBackpropInput, FAST_CONV2D_BACKPROP_INPUT],
+    [options.replaceBatchMatMul, FAST_BATCH_MAT_MUL],
+    [options.replaceMaxPoolGrad, FAST_MAX_POOL_GRAD],
+    [options.replaceSum, FAST_SUM],
+  ];
+  for (const [on, fast] of wanted) {
+    if (on === true && replaceKernel(fast)) registered.push(fast.kernelName);
   }
   return registered;
 }
+export { HostAdamOptimizer } from './host-adam.js';
