@@ -1,4 +1,4 @@
-import { loadDataSpec, selectBackend, shardFor, TesseraClient, TfjsTrainer, type BackendPreference } from '@tessera/client-node';
+import { DeviceCredentials, loadDataSpec, selectBackend, shardFor, TesseraClient, TfjsTrainer, type BackendPreference } from '@tessera/client-node';
 import { readFileSync } from 'node:fs';
 import { ed25519JwkSchema, type Ed25519Jwk, type SessionEvent } from '@tessera/protocol';
 import { numberFlag, parseFlags, UsageError } from './args.js';
@@ -8,7 +8,10 @@ export const CLIENT_HELP = `Usage: tessera client --server URL --token JWT --dat
 Joins a task on the server and trains on local data until the task is done.
 
   --server URL        aggregation server, e.g. http://127.0.0.1:8080
-  --token JWT         session token (tessera token --role client --sub ID)
+  --token JWT         session token (tessera token --role client --sub ID), or instead:
+  --enroll TOKEN      a single-use enrollment token (tessera enroll): exchanged for a session token and a
+                      refresh token, saved in --credentials; later runs refresh from that file
+  --credentials FILE  device credentials file (default ./.tessera-device.json, mode 0600)
   --data SPEC         mnist | idx:DIR | csv:FILE[;label=COL][;shape=28x28x1][;scale=255][;test=FILE]
   --partition P       take one share of the data: iid | dirichlet:ALPHA | shards:K (simulations)
   --num-clients N     number of shares (with --partition)
@@ -40,13 +43,27 @@ export async function runClientCommand(argv: string[]): Promise<number> {
     quiet: { type: 'boolean' },
     retries: { type: 'string' },
     'keyholder-key': { type: 'string' },
+    enroll: { type: 'string' },
+    credentials: { type: 'string' },
   });
   if (f.help) {
     console.log(CLIENT_HELP);
     return 0;
   }
   if (!f.server) throw new UsageError('--server is required');
-  if (!f.token) throw new UsageError('--token is required');
+  let token: string | (() => Promise<string>);
+  let deviceId: string | undefined;
+  if (f.token) {
+    token = f.token;
+  } else {
+    const file = f.credentials ?? '.tessera-device.json';
+    const saved = DeviceCredentials.load(file);
+    const creds = saved ?? (f.enroll ? await DeviceCredentials.enroll(f.server, f.enroll, { file }) : undefined);
+    if (!creds) throw new UsageError('--token is required (or --enroll TOKEN, or saved --credentials)');
+    if (!saved) console.log(`[${creds.clientId}] enrolled; credentials saved to ${file}`);
+    token = () => creds.token();
+    deviceId = creds.clientId;
+  }
   if (!f.data) throw new UsageError('--data is required');
   const backendPref = (f.backend ?? 'auto') as BackendPreference;
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backendPref)) throw new UsageError('--backend must be auto, tensorflow, wasm or cpu');
@@ -65,7 +82,8 @@ export async function runClientCommand(argv: string[]): Promise<number> {
   };
   const client = new TesseraClient({
     server: f.server,
-    token: f.token,
+    token,
+    ...(deviceId ? { clientId: deviceId } : {}),
     trainer,
     backendReason: choice.reason,
     ...(f['keyholder-key'] ? { keyholderKey: readJwk(f['keyholder-key']) } : {}),

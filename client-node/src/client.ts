@@ -17,8 +17,10 @@ import type { Trainer } from '@tessera/protocol';
 export interface TesseraClientOptions {
   /** Server URL, e.g. http://127.0.0.1:8080 */
   server: string;
-  /** Session JWT (role client); its subject is the client id. */
-  token: string;
+  /** Session JWT (role client; its subject is the client id), or a provider asked on every (re)connection (refreshing device credentials). */
+  token: string | (() => Promise<string>);
+  /** Required with a token provider: the id the provider's tokens are issued to. */
+  clientId?: string;
   trainer: Trainer;
   backendReason?: string;
   taskId?: string;
@@ -47,14 +49,21 @@ export class TesseraClient {
   session: ClientSession | undefined;
 
   constructor(private readonly opts: TesseraClientOptions) {
-    this.clientId = subjectOf(opts.token);
+    if (typeof opts.token === 'string') this.clientId = subjectOf(opts.token);
+    else if (opts.clientId) this.clientId = opts.clientId;
+    else throw new TesseraError(ErrorCode.INVALID_CONFIG, 'a token provider needs the clientId');
   }
 
   /** Runs until the task is done; rejects with a TesseraError on fatal errors or when the server stays unreachable. */
   async run(): Promise<TaskDone> {
     const o = this.opts;
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(o.server, {
-      auth: { token: o.token },
+      // Asked on every (re)connection, so a refreshed session token is used after an outage.
+      auth: (cb) => {
+        const t = o.token;
+        if (typeof t === 'string') cb({ token: t });
+        else t().then((token) => cb({ token }), (e: unknown) => failWith(e));
+      },
       transports: ['websocket'],
       reconnection: true,
       reconnectionAttempts: o.reconnectionAttempts ?? 12,
@@ -86,7 +95,12 @@ export class TesseraClient {
     });
     this.session = session;
     let lastError: { code: ErrorCode; message: string } | undefined;
+    let failWith: (e: unknown) => void = () => undefined;
     const failure = new Promise<never>((_, reject) => {
+      failWith = (e) => {
+        socket.disconnect();
+        reject(e instanceof TesseraError ? e : new TesseraError(ErrorCode.UNAUTHORIZED, String(e)));
+      };
       socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
         // Middleware rejections (bad token) are final; transport errors are retried by the manager.
         if (err.data?.code) reject(new TesseraError(err.data.code as ErrorCode, err.data.message ?? err.message));
