@@ -170,6 +170,8 @@ export class KeyHolder {
 
   /** Connects to the server, publishes the key and serves decryption requests until `close()`. */
   async connect(server: string, token: string, opts: { reconnectionAttempts?: number } = {}): Promise<void> {
+    // Sign first: the socket connects as soon as it exists, and its 'connect' must not fire unheard.
+    const publication = await this.publication();
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(server, {
       auth: { token },
       transports: ['websocket'],
@@ -177,7 +179,6 @@ export class KeyHolder {
       reconnectionDelayMax: 5000,
     });
     this.socket = socket;
-    const publication = await this.publication();
     socket.on('keyholder:decrypt', (raw, ack) => {
       void (async (): Promise<DecryptAck> => {
         try {

@@ -101,7 +101,7 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('admin console in headless Chromiu
     const form = page.getByTestId('task-form');
     await form.waitFor();
     await form.locator('[name=name]').fill('digits (console e2e)');
-    await form.locator('[name=rounds]').fill('4');
+    await form.locator('[name=rounds]').fill('50');
     await form.locator('[name=clientsPerRound]').fill('2');
     await form.locator('[name=minClients]').fill('2');
     await form.locator('[name=roundDeadlineSeconds]').fill('60');
@@ -113,7 +113,7 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('admin console in headless Chromiu
     const taskId = decodeURIComponent(page.url().split('#/tasks/')[1]!);
     await expect.poll(() => page.locator('h1 .badge').textContent()).toBe('paused');
     expect(server.store.getTask(taskId)).toMatchObject({ status: 'paused', name: 'digits (console e2e)' });
-    expect(JSON.parse(server.store.getTask(taskId)!.spec)).toMatchObject({ rounds: 4, clientsPerRound: 2, minClients: 2, evaluateEvery: 1, model: { preset: 'mlp' } });
+    expect(JSON.parse(server.store.getTask(taskId)!.spec)).toMatchObject({ rounds: 50, clientsPerRound: 2, minClients: 2, evaluateEvery: 1, model: { preset: 'mlp' } });
 
     // Enroll one device through the Access page, two more through REST; each exchanges its token.
     await page.getByRole('link', { name: 'Access' }).click();

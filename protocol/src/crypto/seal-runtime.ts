@@ -33,13 +33,25 @@ type InstantiateWasm = (
 /**
  * Loads node-seal (the variant that throws on transparent ciphertexts). Works in Node and in
  * browsers; node-seal itself is imported lazily so that importing `@tessera/protocol` costs
- * nothing for tasks without HE. Each call creates a separate WASM instance: load once per
- * process and share it.
+ * nothing for tasks without HE. Without options one instance is shared per process; with
+ * `wasmBinary`/`locateFile` each call creates a separate WASM instance.
  * @example
  * const { seal } = await loadSeal();
  * const ctx = createCkksContext(seal);
  */
+let shared: Promise<SealRuntime> | undefined;
+
 export async function loadSeal(options: LoadSealOptions = {}): Promise<SealRuntime> {
+  // The default runtime is shared by every caller in the process: each instance is a separate
+  // WASM module with its own heap that is never returned to the OS.
+  if (options.wasmBinary === undefined && options.locateFile === undefined) {
+    shared ??= loadSealInstance({});
+    return shared;
+  }
+  return loadSealInstance(options);
+}
+
+async function loadSealInstance(options: LoadSealOptions): Promise<SealRuntime> {
   const { initialize } = await import('node-seal');
   const base = options.locateFile ? { locateFile: options.locateFile } : {};
   if (options.wasmBinary === undefined) {
