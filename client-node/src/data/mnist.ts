@@ -32,7 +32,7 @@ export function loadMnistAll(): Dataset {
   let row = 0;
   for (let d = 0; d < NUM_CLASSES; d++) {
     const digit = digits[d] as MnistDigit;
-    // `raw` rather than `get(i)`: `get` silently returns a Math.random() sample for bad indices.
+    // `raw` rather than `get(i)`: `get` silently returns an unseeded random sample for bad indices.
     xs.set(digit.raw.slice(0, digit.length * IMAGE_SIZE), row * IMAGE_SIZE);
     labels.fill(d, row, row + digit.length);
     row += digit.length;

@@ -4,7 +4,7 @@
  * This generator is deliberately deterministic: every client process in a simulated federation
  * derives the same data partition from a shared seed, without talking to the others. It is NOT
  * suitable for anything secret — privacy noise, masks and keys use `node:crypto` /
- * `crypto.getRandomValues` elsewhere. (`Math.random` is never used: it cannot be seeded.)
+ * `crypto.getRandomValues` elsewhere. (The platform's unseeded generator is never used.)
  *
  * Algorithm: xoshiro128** (Blackman & Vigna), state seeded from the cyrb128 string hash.
  */
